@@ -1,0 +1,122 @@
+#include "common/thread_pool.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ICAM_CPU_RELAX() _mm_pause()
+#else
+#define ICAM_CPU_RELAX() ((void)0)
+#endif
+
+namespace icam {
+namespace {
+// How long an idle worker spins before sleeping: long enough to span the gap between two matrix
+// products of one token, short enough not to burn a core between tokens.
+constexpr int kSpinIterations = 1 << 15;
+}  // namespace
+
+int ThreadPool::online_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+ThreadPool::ThreadPool(int threads) {
+  if (threads <= 0) threads = online_cores();
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_main(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard lock(sleep_mutex_);
+    stop_.store(true);
+    generation_.fetch_add(1);
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::run_chunks() {
+  if (all_fn_) return;
+  for (;;) {
+    size_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
+    if (begin >= n_) break;
+    (*fn_)(begin, std::min(n_, begin + chunk_));
+  }
+}
+
+void ThreadPool::worker_main(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    uint64_t gen = generation_.load(std::memory_order_acquire);
+    for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
+      ICAM_CPU_RELAX();
+      gen = generation_.load(std::memory_order_acquire);
+    }
+    if (gen == seen) {
+      std::unique_lock lock(sleep_mutex_);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      gen = generation_.load(std::memory_order_acquire);
+    }
+    seen = gen;
+    if (stop_.load()) return;
+    if (all_fn_) {
+      (*all_fn_)(index, size());
+    } else {
+      run_chunks();
+    }
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::parallel_for(size_t n, size_t grain,
+                              const std::function<void(size_t, size_t)>& fn) {
+  if (n == 0) return;
+  grain = std::max<size_t>(1, grain);
+  const size_t threads = static_cast<size_t>(size());
+  if (workers_.empty() || n <= grain / 2 + 1) {
+    fn(0, n);
+    return;
+  }
+  std::lock_guard loop(loop_mutex_);
+  fn_ = &fn;
+  all_fn_ = nullptr;
+  n_ = n;
+  chunk_ = std::max<size_t>(1, std::min(grain, (n + threads - 1) / threads));
+  next_.store(0, std::memory_order_relaxed);
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  {
+    std::lock_guard lock(sleep_mutex_);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  wake_.notify_all();
+  run_chunks();
+  while (pending_.load(std::memory_order_acquire) != 0) ICAM_CPU_RELAX();
+  fn_ = nullptr;
+}
+
+void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
+  if (workers_.empty()) {
+    fn(0, 1);
+    return;
+  }
+  std::lock_guard loop(loop_mutex_);
+  all_fn_ = &fn;
+  fn_ = nullptr;
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  {
+    std::lock_guard lock(sleep_mutex_);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  wake_.notify_all();
+  fn(0, size());
+  while (pending_.load(std::memory_order_acquire) != 0) ICAM_CPU_RELAX();
+  all_fn_ = nullptr;
+}
+
+}  // namespace icam
