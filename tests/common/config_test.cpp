@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace icam {
 namespace {
@@ -72,6 +73,23 @@ TEST_F(ConfigTest, MissingExplicitFileIsAnError) {
   auto c = load_config((dir_ / "nope.json").string());
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().code(), Errc::not_found);
+}
+
+}  // namespace
+}  // namespace icam
+
+namespace icam {
+namespace {
+
+// docs/configuration.md embeds the generated table; it must match the code.
+TEST(ConfigDocs, ReferenceTableIsCurrent) {
+  std::ifstream in(std::string(ICAM_SOURCE_DIR) + "/docs/configuration.md");
+  ASSERT_TRUE(in) << "docs/configuration.md is missing";
+  std::stringstream doc;
+  doc << in.rdbuf();
+  EXPECT_NE(doc.str().find(config_reference_markdown()), std::string::npos)
+      << "docs/configuration.md is stale; regenerate its table with `icamctl config --markdown`:\n"
+      << config_reference_markdown();
 }
 
 }  // namespace

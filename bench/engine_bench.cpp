@@ -1,0 +1,274 @@
+// The engine benchmark: in one run on a real model with all cores, measures the machine's memory
+// bandwidth (a STREAM-like copy), prompt processing, decode at batch 1 and aggregate decode at
+// larger batches, and prints each with its ratio to the in-run baseline:
+//   - batch-1 decode streams (weight bytes per token × tokens/s); its ratio to the measured copy
+//     bandwidth says how close decode is to the memory-bandwidth limit;
+//   - aggregate decode at batch B is reported as a multiple of batch 1.
+// Optionally (--long-context N) prefills an N-token context and reports peak resident memory.
+//
+// usage: engine_bench [--model PATH] [--threads N] [--prompt-tokens 512] [--decode-tokens 32]
+//                     [--batches 8,32] [--long-context 8192] [--repeat 3] [--json]
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/thread_pool.h"
+#include "drivers/llm/engine/block_table.h"
+#include "drivers/llm/engine/cpu_backend.h"
+#include "drivers/llm/engine/model.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using icam::llm::BlockTable;
+using icam::llm::LogitsWanted;
+using icam::llm::SequenceStep;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Copy bandwidth in bytes/s (bytes read + bytes written), all threads, median of `repeat`.
+double copy_bandwidth(icam::ThreadPool& pool, size_t bytes, int repeat) {
+  const size_t n = bytes / sizeof(double);
+  std::vector<double> a(n, 1.0), b(n, 0.0);
+  std::vector<double> rates;
+  for (int r = 0; r < repeat + 1; ++r) {
+    auto t = Clock::now();
+    pool.parallel_for(n, n / pool.size() + 1, [&](size_t begin, size_t end) {
+      std::memcpy(b.data() + begin, a.data() + begin, (end - begin) * sizeof(double));
+    });
+    double s = seconds_since(t);
+    if (r > 0) rates.push_back(2.0 * static_cast<double>(n * sizeof(double)) / s);
+  }
+  return median(rates);
+}
+
+struct Options {
+  std::string model;
+  int threads = 0;
+  int prompt_tokens = 512;
+  int decode_tokens = 32;
+  std::vector<int> batches = {8, 32};
+  int long_context = 0;
+  int repeat = 3;
+  bool json = false;
+};
+
+bool parse(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    const char* v = nullptr;
+    if (a == "--json") {
+      o.json = true;
+    } else if ((a == "--model") && (v = next())) {
+      o.model = v;
+    } else if (a == "--threads" && (v = next())) {
+      o.threads = std::atoi(v);
+    } else if (a == "--prompt-tokens" && (v = next())) {
+      o.prompt_tokens = std::atoi(v);
+    } else if (a == "--decode-tokens" && (v = next())) {
+      o.decode_tokens = std::atoi(v);
+    } else if (a == "--long-context" && (v = next())) {
+      o.long_context = std::atoi(v);
+    } else if (a == "--repeat" && (v = next())) {
+      o.repeat = std::max(1, std::atoi(v));
+    } else if (a == "--batches" && (v = next())) {
+      o.batches.clear();
+      std::stringstream ss(v);
+      for (std::string item; std::getline(ss, item, ',');) o.batches.push_back(std::atoi(item.c_str()));
+    } else {
+      std::fprintf(stderr, "engine_bench: bad argument '%s'\n", a.c_str());
+      return false;
+    }
+  }
+  return o.prompt_tokens > 0 && o.decode_tokens > 1;
+}
+
+// Deterministic pseudo-text tokens, avoiding the first few (control) ids.
+std::vector<int32_t> make_tokens(int n, int vocab, uint32_t seed) {
+  std::vector<int32_t> t(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& v : t) {
+    x = x * 1664525u + 1013904223u;
+    v = 1000 + static_cast<int32_t>(x % static_cast<uint32_t>(std::min(vocab - 1000, 50000)));
+  }
+  return t;
+}
+
+// Prefills `count` sequences with `prompt` tokens each, then decodes `steps` steps of one token per
+// sequence (greedy argmax), all sequences in one batch. Returns aggregate decode tokens/s.
+icam::Result<double> decode_rate(icam::llm::CpuBackend& backend, int count, int prompt, int steps) {
+  const int vocab = backend.config().n_vocab;
+  std::vector<BlockTable> tables;
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<float> logits;
+  for (int s = 0; s < count; ++s) {
+    tables.emplace_back(backend.kv_pool());
+    tokens.push_back(make_tokens(prompt, vocab, 100 + s));
+    ICAM_TRY(tables.back().reserve(prompt + steps + 1));
+    SequenceStep step{tokens[s], 0, tables[s].pages(), LogitsWanted::last};
+    ICAM_TRY(backend.forward(std::span<const SequenceStep>(&step, 1), logits));
+    tokens[s].push_back(static_cast<int32_t>(
+        std::max_element(logits.begin(), logits.end()) - logits.begin()));
+  }
+  auto t = Clock::now();
+  for (int i = 0; i < steps; ++i) {
+    std::vector<SequenceStep> batch;
+    for (int s = 0; s < count; ++s)
+      batch.push_back({std::span<const int32_t>(&tokens[s].back(), 1),
+                       static_cast<int32_t>(tokens[s].size() - 1), tables[s].pages(),
+                       LogitsWanted::last});
+    ICAM_TRY(backend.forward(batch, logits));
+    for (int s = 0; s < count; ++s) {
+      auto row = logits.begin() + static_cast<int64_t>(s) * vocab;
+      tokens[s].push_back(static_cast<int32_t>(std::max_element(row, row + vocab) - row));
+    }
+  }
+  return static_cast<double>(count) * steps / seconds_since(t);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (!parse(argc, argv, o)) return 2;
+  auto config = icam::load_config();
+  if (!config.ok()) {
+    std::fprintf(stderr, "engine_bench: %s\n", config.error().message().c_str());
+    return 1;
+  }
+  if (o.model.empty()) o.model = config->model;
+  auto model = icam::llm::Model::load(o.model);
+  if (!model.ok()) {
+    std::fprintf(stderr, "engine_bench: %s\n", model.error().message().c_str());
+    return 1;
+  }
+  const auto& m = **model;
+  int max_batch = 1;
+  for (int b : o.batches) max_batch = std::max(max_batch, b);
+  const int64_t positions_per_seq = o.prompt_tokens + o.decode_tokens + 64;
+  const int64_t kv_per_token = 2LL * m.config().n_layers * m.config().kv_dim() * 2;
+  icam::llm::KvPoolOptions kv;
+  kv.bytes = std::max<int64_t>(static_cast<int64_t>(max_batch + 1) * positions_per_seq * kv_per_token,
+                               static_cast<int64_t>(o.long_context + 64) * kv_per_token) + (64ll << 20);
+  auto backend = icam::llm::CpuBackend::create(m.config(), m.weights(), kv, o.threads);
+  if (!backend.ok()) {
+    std::fprintf(stderr, "engine_bench: %s\n", backend.error().message().c_str());
+    return 1;
+  }
+  auto& be = **backend;
+  icam::ThreadPool copy_pool(be.threads());
+
+  nlohmann::json out;
+  out["model"] = o.model;
+  out["threads"] = be.threads();
+  out["weight_bytes_per_token"] = m.weight_bytes_per_token();
+
+  const double bandwidth = copy_bandwidth(copy_pool, 512ull << 20, o.repeat);
+  out["copy_bandwidth_gbs"] = bandwidth / 1e9;
+
+  // Prompt processing: one 512-token prefill, median of repeats.
+  {
+    std::vector<double> rates;
+    auto tokens = make_tokens(o.prompt_tokens, m.config().n_vocab, 7);
+    std::vector<float> logits;
+    for (int r = 0; r < o.repeat; ++r) {
+      BlockTable table(be.kv_pool());
+      if (auto s = table.reserve(o.prompt_tokens); !s.ok()) {
+        std::fprintf(stderr, "engine_bench: %s\n", s.error().message().c_str());
+        return 1;
+      }
+      SequenceStep step{tokens, 0, table.pages(), LogitsWanted::last};
+      auto t = Clock::now();
+      if (auto s = be.forward(std::span<const SequenceStep>(&step, 1), logits); !s.ok()) {
+        std::fprintf(stderr, "engine_bench: %s\n", s.error().message().c_str());
+        return 1;
+      }
+      rates.push_back(o.prompt_tokens / seconds_since(t));
+    }
+    out["prompt_tokens_per_s"] = median(rates);
+  }
+
+  auto measure = [&](int batch) -> double {
+    std::vector<double> rates;
+    for (int r = 0; r < o.repeat; ++r) {
+      auto rate = decode_rate(be, batch, 16, o.decode_tokens);
+      if (!rate.ok()) {
+        std::fprintf(stderr, "engine_bench: batch %d: %s\n", batch, rate.error().message().c_str());
+        std::exit(1);
+      }
+      rates.push_back(*rate);
+    }
+    return median(rates);
+  };
+  const double decode1 = measure(1);
+  out["decode_tokens_per_s_batch1"] = decode1;
+  const double streamed = decode1 * static_cast<double>(m.weight_bytes_per_token());
+  out["streamed_gbs_batch1"] = streamed / 1e9;
+  out["bandwidth_ratio_batch1"] = streamed / bandwidth;
+  for (int b : o.batches) {
+    const double rate = measure(b);
+    out["decode_tokens_per_s_batch" + std::to_string(b)] = rate;
+    out["batch" + std::to_string(b) + "_over_batch1"] = rate / decode1;
+  }
+
+  if (o.long_context > 0) {
+    auto tokens = make_tokens(o.long_context, m.config().n_vocab, 11);
+    BlockTable table(be.kv_pool());
+    std::vector<float> logits;
+    auto t = Clock::now();
+    for (int start = 0; start < o.long_context; start += 512) {
+      const int count = std::min(512, o.long_context - start);
+      if (auto s = table.reserve(start + count); !s.ok()) return 1;
+      SequenceStep step{std::span<const int32_t>(tokens).subspan(start, count), start,
+                        table.pages(), LogitsWanted::last};
+      if (auto s = be.forward(std::span<const SequenceStep>(&step, 1), logits); !s.ok()) {
+        std::fprintf(stderr, "engine_bench: %s\n", s.error().message().c_str());
+        return 1;
+      }
+    }
+    out["long_context_tokens"] = o.long_context;
+    out["long_context_prefill_tokens_per_s"] = o.long_context / seconds_since(t);
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  out["peak_rss_mib"] = static_cast<double>(usage.ru_maxrss) / 1024.0;
+
+  if (o.json) {
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model                      %s\n", o.model.c_str());
+  std::printf("threads                    %d\n", be.threads());
+  std::printf("copy bandwidth             %.2f GB/s (STREAM-like copy, read+write)\n", bandwidth / 1e9);
+  std::printf("prompt (%d tokens)        %.1f tokens/s\n", o.prompt_tokens,
+              out["prompt_tokens_per_s"].get<double>());
+  std::printf("decode batch 1             %.2f tokens/s, streams %.2f GB/s = %.2f x copy bandwidth\n",
+              decode1, streamed / 1e9, streamed / bandwidth);
+  for (int b : o.batches)
+    std::printf("decode batch %-3d           %.2f tokens/s aggregate = %.2f x batch 1\n", b,
+                out["decode_tokens_per_s_batch" + std::to_string(b)].get<double>(),
+                out["batch" + std::to_string(b) + "_over_batch1"].get<double>());
+  if (o.long_context > 0)
+    std::printf("prefill %d-token context  %.1f tokens/s\n", o.long_context,
+                out["long_context_prefill_tokens_per_s"].get<double>());
+  std::printf("peak resident memory       %.1f MiB\n", out["peak_rss_mib"].get<double>());
+  return 0;
+}

@@ -1,0 +1,225 @@
+#include "drivers/llm/engine/cpu_backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "drivers/llm/engine/ops.h"
+#include "drivers/llm/quant/quant.h"
+
+namespace icam::llm {
+
+Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config,
+                                                       const ModelWeights& weights,
+                                                       const KvPoolOptions& kv, int threads) {
+  KvPool pool = ICAM_TRY(KvPool::create(config, kv));
+  return std::unique_ptr<CpuBackend>(new CpuBackend(config, weights, std::move(pool), threads));
+}
+
+CpuBackend::CpuBackend(const ModelConfig& config, const ModelWeights& weights, KvPool pool,
+                       int threads)
+    : config_(config), weights_(weights), pool_(std::move(pool)), threads_(threads) {}
+
+void CpuBackend::matmul(const Weight& w, const float* x, int64_t batch, float* y) {
+  llm::matmul(threads_, w.type, w.data, w.rows, w.cols, x, batch, y, w.rows);
+}
+
+namespace {
+
+void add_bias(float* y, const float* bias, int64_t rows, int64_t dim) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < dim; ++i) y[r * dim + i] += bias[i];
+}
+
+template <typename Fn>
+void for_rows(ThreadPool& pool, int64_t n, Fn&& fn) {
+  pool.parallel_for(static_cast<size_t>(n), 4, [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; ++r) fn(static_cast<int64_t>(r));
+  });
+}
+
+}  // namespace
+
+void CpuBackend::attention(int layer, std::span<const SequenceStep> batch, int64_t n_rows) {
+  const ModelConfig& c = config_;
+  const int hd = c.head_dim;
+  const int group = c.n_heads / c.n_kv_heads;
+  const int P = pool_.page_tokens();
+  const bool local = c.layer_is_local[layer];
+  const int64_t tasks = n_rows * c.n_heads;
+  threads_.parallel_for(static_cast<size_t>(tasks), 1, [&](size_t begin, size_t end) {
+    thread_local std::vector<float> scores;
+    for (size_t task = begin; task < end; ++task) {
+      const int64_t row = static_cast<int64_t>(task) / c.n_heads;
+      const int head = static_cast<int>(task % c.n_heads);
+      const int kv_head = head / group;
+      const TokenRow& tr = rows_[row];
+      const SequenceStep& step = batch[tr.seq];
+      const int32_t pos = tr.pos;
+      // Sliding-window layers see the keys of the last `sliding_window` positions only.
+      const int32_t first = local ? std::max(0, pos - c.sliding_window + 1) : 0;
+      const int32_t count = pos - first + 1;
+      if (static_cast<int32_t>(scores.size()) < count) scores.resize(count);
+      const float* q = q_.data() + row * c.q_dim() + static_cast<int64_t>(head) * hd;
+      float max_score = -INFINITY;
+      for (int32_t j = 0; j < count; ++j) {
+        const int32_t p = first + j;
+        const uint16_t* k = pool_.keys(step.pages[p / P], layer) +
+                            static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
+        scores[j] = ops::dot_f16(q, k, hd);
+        max_score = std::max(max_score, scores[j]);
+      }
+      double sum = 0;
+      for (int32_t j = 0; j < count; ++j) {
+        scores[j] = std::exp(scores[j] - max_score);
+        sum += scores[j];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      float* out = attn_.data() + row * c.q_dim() + static_cast<int64_t>(head) * hd;
+      std::fill(out, out + hd, 0.0f);
+      for (int32_t j = 0; j < count; ++j) {
+        const int32_t p = first + j;
+        const uint16_t* v = pool_.values(step.pages[p / P], layer) +
+                            static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
+        ops::axpy_f16(scores[j] * inv, v, out, hd);
+      }
+    }
+  });
+}
+
+Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<float>& logits) {
+  ICAM_TRY(validate_batch(batch, config_, pool_));
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& c = config_;
+  const int64_t d = c.d_model;
+
+  // Flatten the batch into token rows and note which rows produce logits.
+  rows_.clear();
+  std::vector<int64_t> logit_rows;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const auto& step = batch[s];
+    for (size_t t = 0; t < step.tokens.size(); ++t) {
+      rows_.push_back({static_cast<int>(s), step.start_pos + static_cast<int32_t>(t)});
+      const bool last = t + 1 == step.tokens.size();
+      if (step.logits == LogitsWanted::all || (step.logits == LogitsWanted::last && last))
+        logit_rows.push_back(static_cast<int64_t>(rows_.size()) - 1);
+    }
+  }
+  const int64_t n = static_cast<int64_t>(rows_.size());
+  auto grow = [](std::vector<float>& v, int64_t size) {
+    if (static_cast<int64_t>(v.size()) < size) v.resize(size);
+  };
+  grow(x_, n * d);
+  grow(h_, n * d);
+  grow(q_, n * c.q_dim());
+  grow(k_, n * c.kv_dim());
+  grow(v_, n * c.kv_dim());
+  grow(attn_, n * c.q_dim());
+  grow(o_, n * d);
+  grow(gate_, n * c.d_ffn);
+  grow(up_, n * c.d_ffn);
+
+  // Token embeddings.
+  {
+    const Weight& emb = weights_.token_embedding;
+    const uint64_t row_bytes = ggml_row_bytes(emb.type, d);
+    int64_t r = 0;
+    for (const auto& step : batch) {
+      for (int32_t token : step.tokens) {
+        const auto* src = static_cast<const uint8_t*>(emb.data) + row_bytes * token;
+        float* dst = x_.data() + r * d;
+        dequantize_row(emb.type, src, dst, d);
+        if (c.embedding_scale != 1.0f)
+          for (int64_t i = 0; i < d; ++i) dst[i] *= c.embedding_scale;
+        ++r;
+      }
+    }
+  }
+
+  const int P = pool_.page_tokens();
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    const bool local = c.layer_is_local[l];
+    const float base = local ? c.rope_base_local : c.rope_base;
+    const float scale = local ? 1.0f : c.rope_scale;
+
+    for_rows(threads_, n, [&](int64_t r) {
+      ops::rms_norm(x_.data() + r * d, w.attn_norm.f32(), h_.data() + r * d, d, c.rms_eps);
+    });
+    matmul(w.wq, h_.data(), n, q_.data());
+    matmul(w.wk, h_.data(), n, k_.data());
+    matmul(w.wv, h_.data(), n, v_.data());
+    if (c.attention_bias) {
+      add_bias(q_.data(), w.bq.f32(), n, c.q_dim());
+      add_bias(k_.data(), w.bk.f32(), n, c.kv_dim());
+      add_bias(v_.data(), w.bv.f32(), n, c.kv_dim());
+    }
+
+    // Per-head norms, rotary positions, then keys and values into the pool.
+    for_rows(threads_, n, [&](int64_t r) {
+      float* q = q_.data() + r * c.q_dim();
+      float* k = k_.data() + r * c.kv_dim();
+      if (c.qk_norm) {
+        for (int h = 0; h < c.n_heads; ++h)
+          ops::rms_norm(q + h * c.head_dim, w.q_norm.f32(), q + h * c.head_dim, c.head_dim,
+                        c.rms_eps);
+        for (int h = 0; h < c.n_kv_heads; ++h)
+          ops::rms_norm(k + h * c.head_dim, w.k_norm.f32(), k + h * c.head_dim, c.head_dim,
+                        c.rms_eps);
+      }
+      const int32_t pos = rows_[r].pos;
+      ops::rope(q, c.n_heads, c.head_dim, pos, base, scale, c.rope_style);
+      ops::rope(k, c.n_kv_heads, c.head_dim, pos, base, scale, c.rope_style);
+      for (int i = 0; i < c.q_dim(); ++i) q[i] *= c.attention_scale;
+      const SequenceStep& step = batch[rows_[r].seq];
+      const int32_t page = step.pages[pos / P];
+      const int64_t slot = static_cast<int64_t>(pos % P) * c.kv_dim();
+      ops::f32_to_f16(k, pool_.keys(page, l) + slot, c.kv_dim());
+      ops::f32_to_f16(v_.data() + r * c.kv_dim(), pool_.values(page, l) + slot, c.kv_dim());
+    });
+
+    attention(l, batch, n);
+    matmul(w.wo, attn_.data(), n, o_.data());
+    for_rows(threads_, n, [&](int64_t r) {
+      float* o = o_.data() + r * d;
+      if (c.post_norms) ops::rms_norm(o, w.post_attn_norm.f32(), o, d, c.rms_eps);
+      float* x = x_.data() + r * d;
+      for (int64_t i = 0; i < d; ++i) x[i] += o[i];
+      ops::rms_norm(x, w.ffn_norm.f32(), h_.data() + r * d, d, c.rms_eps);
+    });
+
+    matmul(w.w_gate, h_.data(), n, gate_.data());
+    matmul(w.w_up, h_.data(), n, up_.data());
+    for_rows(threads_, n, [&](int64_t r) {
+      const int64_t off = r * c.d_ffn;
+      ops::gated_activation(gate_.data() + off, up_.data() + off, gate_.data() + off, c.d_ffn,
+                            c.activation);
+    });
+    matmul(w.w_down, gate_.data(), n, o_.data());
+    for_rows(threads_, n, [&](int64_t r) {
+      float* o = o_.data() + r * d;
+      if (c.post_norms) ops::rms_norm(o, w.post_ffn_norm.f32(), o, d, c.rms_eps);
+      float* x = x_.data() + r * d;
+      for (int64_t i = 0; i < d; ++i) x[i] += o[i];
+    });
+  }
+
+  // Final norm and the output projection, only for rows that want logits.
+  const int64_t m = static_cast<int64_t>(logit_rows.size());
+  logits.resize(static_cast<size_t>(m) * c.n_vocab);
+  if (m > 0) {
+    grow(out_rows_, m * d);
+    for (int64_t i = 0; i < m; ++i)
+      ops::rms_norm(x_.data() + logit_rows[i] * d, weights_.output_norm.f32(),
+                    out_rows_.data() + i * d, d, c.rms_eps);
+    matmul(weights_.output, out_rows_.data(), m, logits.data());
+  }
+
+  stats_.steps += 1;
+  stats_.tokens += static_cast<uint64_t>(n);
+  stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return ok_status();
+}
+
+}  // namespace icam::llm

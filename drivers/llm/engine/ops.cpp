@@ -1,0 +1,78 @@
+#include "drivers/llm/engine/ops.h"
+
+#include <cmath>
+
+#include "common/cpu_features.h"
+#include "drivers/llm/quant/quant.h"
+
+namespace icam::llm::ops {
+
+// AVX2 versions live in ops_avx2.cpp, compiled with AVX2 flags and used when the CPU has them.
+float dot_f16_avx2(const float* q, const uint16_t* k, int n);
+void axpy_f16_avx2(float w, const uint16_t* v, float* out, int n);
+void f32_to_f16_avx2(const float* in, uint16_t* out, int n);
+
+void rms_norm(const float* x, const float* weight, float* out, int n, float eps) {
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const float scale = 1.0f / std::sqrt(static_cast<float>(sum / n) + eps);
+  for (int i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale, RopeStyle style) {
+  const int half = head_dim / 2;
+  const float theta_scale = std::pow(base, -2.0f / static_cast<float>(head_dim));
+  // cos/sin for each pair, shared by all heads.
+  float cos_v[2048], sin_v[2048];
+  float theta = static_cast<float>(pos) * scale;
+  for (int i = 0; i < half; ++i) {
+    cos_v[i] = std::cos(theta);
+    sin_v[i] = std::sin(theta);
+    theta *= theta_scale;
+  }
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = x + static_cast<int64_t>(h) * head_dim;
+    for (int i = 0; i < half; ++i) {
+      const int a = style == RopeStyle::halves ? i : 2 * i;
+      const int b = style == RopeStyle::halves ? i + half : 2 * i + 1;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * cos_v[i] - x1 * sin_v[i];
+      v[b] = x0 * sin_v[i] + x1 * cos_v[i];
+    }
+  }
+}
+
+float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+  constexpr float kCoef = 0.044715f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoef * x * x)));
+}
+
+float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+void gated_activation(const float* gate, const float* up, float* out, int n, FfnActivation act) {
+  if (act == FfnActivation::gelu_tanh) {
+    for (int i = 0; i < n; ++i) out[i] = gelu_tanh(gate[i]) * up[i];
+  } else {
+    for (int i = 0; i < n; ++i) out[i] = silu(gate[i]) * up[i];
+  }
+}
+
+void f32_to_f16(const float* in, uint16_t* out, int n) {
+  if (use_avx2()) return f32_to_f16_avx2(in, out, n);
+  for (int i = 0; i < n; ++i) out[i] = f32_to_fp16(in[i]);
+}
+
+float dot_f16(const float* q, const uint16_t* k, int n) {
+  if (use_avx2()) return dot_f16_avx2(q, k, n);
+  float sum = 0;
+  for (int i = 0; i < n; ++i) sum += q[i] * fp16_to_f32(k[i]);
+  return sum;
+}
+
+void axpy_f16(float w, const uint16_t* v, float* out, int n) {
+  if (use_avx2()) return axpy_f16_avx2(w, v, out, n);
+  for (int i = 0; i < n; ++i) out[i] += w * fp16_to_f32(v[i]);
+}
+
+}  // namespace icam::llm::ops

@@ -1,0 +1,32 @@
+// The element-wise and attention operations of a transformer step on the CPU. These are the
+// reference definitions: each CUDA kernel in gpu/ is tested against its twin here.
+#pragma once
+
+#include <cstdint>
+
+#include "drivers/llm/engine/model_config.h"
+
+namespace icam::llm::ops {
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]. The sum of squares is accumulated in double.
+void rms_norm(const float* x, const float* weight, float* out, int n, float eps);
+
+// Rotates `n_heads` heads of `head_dim` values at position `pos` in place. Frequencies follow
+// theta_i = pos * scale * base^(-2i/head_dim), computed by repeated multiplication in float.
+void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale, RopeStyle style);
+
+// a[i] = act(gate[i]) * up[i] for the model's gated FFN.
+void gated_activation(const float* gate, const float* up, float* out, int n, FfnActivation act);
+
+float gelu_tanh(float x);
+float silu(float x);
+
+// Converts floats to IEEE halves and back (round to nearest even).
+void f32_to_f16(const float* in, uint16_t* out, int n);
+
+// sum_i q[i] * half_to_float(k[i])
+float dot_f16(const float* q, const uint16_t* k, int n);
+// out[i] += w * half_to_float(v[i])
+void axpy_f16(float w, const uint16_t* v, float* out, int n);
+
+}  // namespace icam::llm::ops

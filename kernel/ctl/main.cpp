@@ -1,0 +1,46 @@
+// icamctl: the command-line client of icam. See docs/icamctl.md.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "kernel/ctl/commands.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: icamctl [--config FILE] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  model info [PATH] [--json]    describe a GGUF model (default: the configured model)\n"
+    "  generate [OPTIONS]            generate text with a model (icamctl generate --help)\n"
+    "  config [--markdown]           show the effective configuration and where it came from\n"
+    "  devices                       list CUDA devices\n"
+    "\n"
+    "exit status: 0 success, 1 failure, 2 bad command line\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string config_file;
+  if (args.size() >= 2 && args[0] == "--config") {
+    config_file = args[1];
+    args.erase(args.begin(), args.begin() + 2);
+  }
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? icam::ctl::kExitUsage : icam::ctl::kExitOk;
+  }
+  auto config = icam::load_config(config_file);
+  if (!config.ok()) return icam::ctl::fail(icam::ctl::kExitFailure, config.error().message());
+
+  const std::string command = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (command == "model") return icam::ctl::cmd_model(*config, rest);
+  if (command == "generate") return icam::ctl::cmd_generate(*config, rest);
+  if (command == "config") return icam::ctl::cmd_config(*config, rest);
+  if (command == "devices") return icam::ctl::cmd_devices(*config, rest);
+  std::fputs(kUsage, stderr);
+  return icam::ctl::fail(icam::ctl::kExitUsage, "unknown command '" + command + "'");
+}
