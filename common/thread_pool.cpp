@@ -17,6 +17,17 @@ namespace {
 // How long an idle worker spins before sleeping: long enough to span the gap between two matrix
 // products of one token, short enough not to burn a core between tokens.
 constexpr int kSpinIterations = 1 << 15;
+// Waits for the workers of a loop. Spins first (the common case is a wait of microseconds), then
+// yields the core so that a descheduled worker on a busy machine can finish its chunk.
+void wait_until_zero(const std::atomic<int>& pending) {
+  for (int spin = 0; pending.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < kSpinIterations) {
+      ICAM_CPU_RELAX();
+    } else {
+      sched_yield();
+    }
+  }
+}
 }  // namespace
 
 int ThreadPool::online_cores() {
@@ -96,7 +107,7 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
   }
   wake_.notify_all();
   run_chunks();
-  while (pending_.load(std::memory_order_acquire) != 0) ICAM_CPU_RELAX();
+  wait_until_zero(pending_);
   fn_ = nullptr;
 }
 
@@ -115,7 +126,7 @@ void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
   }
   wake_.notify_all();
   fn(0, size());
-  while (pending_.load(std::memory_order_acquire) != 0) ICAM_CPU_RELAX();
+  wait_until_zero(pending_);
   all_fn_ = nullptr;
 }
 
