@@ -161,13 +161,12 @@ SPECIAL_TEXTS = [
 # Mostly-fixed corpus. Kept as a literal list so the fixture is reviewable.
 FIXED_TEXTS = [
     # --- empty and single characters
-    "", " ", "a", "A", "z", "0", "9", ".", ",", "!", "?", "'", '"', "\n", "\t", "\r", "\r\n",
-    "\u00a0", "\u3000", "é", "ß", "ü", "ñ", "中", "あ", "한", "ع", "א", "क", "ก", "😀", "€", "∑",
+    "", " ", "a", "A", "0", ".", ",", "!", "?", '"', "\n", "\t", "\r", "\r\n",
+    "\u00a0", "\u3000", "é", "ß", "中", "あ", "한", "ع", "א", "क", "ก", "😀", "€", "∑",
     "\x00", "\x01", "\x7f", "\x1b[0m",
     # --- ASCII prose
     "Hello world",
     "Hello, world!",
-    "hello world",
     "HELLO WORLD",
     "The quick brown fox jumps over the lazy dog.",
     "It's a truth universally acknowledged, that a single man in possession of a good fortune, "
@@ -181,27 +180,25 @@ FIXED_TEXTS = [
     "tokenization TOKENIZATION Tokenization tokenIZATION",
     "a b c d e f g h i j k l m n o p q r s t u v w x y z",
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-    "abababababababababababab",
     "The end.\n",
     "Line one\nLine two\nLine three",
     "Paragraph one.\n\nParagraph two.\n\n\nParagraph three.",
     # --- punctuation
-    "...", "?!?!", "!!!!!!!!!!", "---", "—", "–", "‘quoted’ “double”", "«guillemets»",
+    "...", "?!?!", "!!!!!!!!!!", "—", "–", "‘quoted’ “double”", "«guillemets»",
     "(parentheses) [brackets] {braces} <angles>",
     "~`!@#$%^&*()_+-={}|[]\\:\";'<>?,./",
     "\\n is not a newline",
     "a,b;c:d.e!f?g",
     "foo_bar-baz.qux",
-    "@@@###$$$%%%",
     # --- numbers and digit runs
     "0123456789",
     "1234567890123456789012345678901234567890",
     "3.14159265358979323846",
-    "-42", "+7", "1e-10", "6.022e23", "0x1F", "0b1010", "1,000,000", "1.000.000,00",
+    "-42", "+7", "1e-10", "6.022e23", "0x1F", "0b1010", "1,000,000",
     "2026-11-22", "12:34:56", "v1.2.3", "$19.99", "€5,00", "100%", "1/2", "½ ¼ ¾",
     "In 1492, Columbus sailed 3 ships across 4,000 miles.",
     "9999999999999999999999",
-    "007", "000000", "10 20 30 40 50",
+    "000000",
     "١٢٣٤٥", "१२३४५", "一二三四五", "①②③", "Ⅻ",
     # --- code
     "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",
@@ -228,7 +225,6 @@ FIXED_TEXTS = [
     "a\tb\tc\n1\t2\t3",
     "    \n    \n",
     "// TODO(fixme): handle edge-cases\n/* block\n * comment */",
-    "lambda x: x**2 + 2*x - 1",
     "arr[i][j] += mat[j][k] * vec[k];",
     "@decorator\ndef f(*args, **kwargs): pass",
     # --- whitespace: leading/trailing, mixed
@@ -360,11 +356,11 @@ FIXED_TEXTS = [
 def whitespace_runs() -> List[str]:
     """Runs of spaces/newlines/tabs (1..40) and mixtures; many are user-defined tokens."""
     out = []
-    for n in [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 30, 31, 32, 33, 40]:
+    for n in [1, 2, 3, 4, 7, 8, 16, 30, 31, 32, 33, 40]:
         out.append(" " * n)
-    for n in [1, 2, 3, 4, 5, 8, 16, 30, 31, 32, 40]:
+    for n in [1, 2, 3, 4, 8, 30, 31, 32, 40]:
         out.append("\n" * n)
-    for n in [1, 2, 3, 4, 8, 31, 32, 40]:
+    for n in [1, 2, 4, 31, 32, 40]:
         out.append("\t" * n)
     out += [
         "a" + " " * 10 + "b",
@@ -415,12 +411,13 @@ def tokenizer_inputs(seed: int, n_random: int) -> List[Tuple[str, bool, bool]]:
     fixed = FIXED_TEXTS + whitespace_runs()
     for i, text in enumerate(fixed):
         triples.append((text, False, False))
-        if i % 7 == 0:                       # a sprinkling with BOS
+        if i % 25 == 0:                      # a sprinkling with BOS
             triples.append((text, True, False))
-    for text in SPECIAL_TEXTS:
+    for i, text in enumerate(SPECIAL_TEXTS):
         triples.append((text, False, False))
         triples.append((text, False, True))
-        triples.append((text, True, True))
+        if i < 6:                            # chat-like ones also as a real prompt would be
+            triples.append((text, True, True))
     triples += random_texts(seed, n_random)
     seen = set()
     unique = []
@@ -683,7 +680,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--n-predict", type=int, default=40, help="greedy steps per prompt")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (decode and batch)")
     ap.add_argument("--seed", type=int, default=20261122, help="seed for random tokenizer strings")
-    ap.add_argument("--n-random", type=int, default=110, help="number of random tokenizer strings")
+    ap.add_argument("--n-random", type=int, default=32, help="number of random tokenizer strings")
     ap.add_argument("--diagnostics", action="store_true",
                     help="also re-run greedy under variant configs and print the differences")
     ap.add_argument("--verbose", action="store_true", help="show llama.cpp logging")
