@@ -118,6 +118,10 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
       if (c.sliding_window == 0)
         return make_error(Errc::corrupt, f.path(), ": gemma3 needs attention.sliding_window");
       for (int l = 0; l < c.n_layers; ++l) c.layer_is_local[l] = (l + 1) % 6 != 0;
+      // Gemma 3 27B was trained with query_pre_attn_scalar = d_model / n_heads rather than the
+      // head size. GGUF does not record the scalar; the 27B is the only one with 62 layers.
+      if (c.n_layers == 62)
+        c.attention_scale = 1.0f / std::sqrt(static_cast<float>(c.d_model / c.n_heads));
       c.rope_base_local = 10000.0f;
       break;
     }

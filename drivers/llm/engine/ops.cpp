@@ -19,15 +19,17 @@ void rms_norm(const float* x, const float* weight, float* out, int n, float eps)
   for (int i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale, RopeStyle style) {
+void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale, RopeStyle style,
+          const float* freq_factors) {
   const int half = head_dim / 2;
   const float theta_scale = std::pow(base, -2.0f / static_cast<float>(head_dim));
   // cos/sin for each pair, shared by all heads.
   float cos_v[2048], sin_v[2048];
   float theta = static_cast<float>(pos) * scale;
   for (int i = 0; i < half; ++i) {
-    cos_v[i] = std::cos(theta);
-    sin_v[i] = std::sin(theta);
+    const float angle = freq_factors ? theta / freq_factors[i] : theta;
+    cos_v[i] = std::cos(angle);
+    sin_v[i] = std::sin(angle);
     theta *= theta_scale;
   }
   for (int h = 0; h < n_heads; ++h) {

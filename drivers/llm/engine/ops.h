@@ -12,8 +12,10 @@ namespace icam::llm::ops {
 void rms_norm(const float* x, const float* weight, float* out, int n, float eps);
 
 // Rotates `n_heads` heads of `head_dim` values at position `pos` in place. Frequencies follow
-// theta_i = pos * scale * base^(-2i/head_dim), computed by repeated multiplication in float.
-void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale, RopeStyle style);
+// theta_i = pos * scale * base^(-2i/head_dim) / factor_i, computed by repeated multiplication in
+// float; `freq_factors` (head_dim/2 values, Llama 3.1's rope_freqs) may be null for all ones.
+void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale, RopeStyle style,
+          const float* freq_factors = nullptr);
 
 // a[i] = act(gate[i]) * up[i] for the model's gated FFN.
 void gated_activation(const float* gate, const float* up, float* out, int n, FfnActivation act);

@@ -47,6 +47,7 @@ Result<ModelWeights> bind_weights(const GgufFile& f, const ModelConfig& c) {
   m.output_norm = ICAM_TRY(bind_tensor(f, "output_norm.weight", 0, c.d_model, Need::required));
   m.output = ICAM_TRY(bind_tensor(f, "output.weight", c.n_vocab, c.d_model, Need::optional));
   if (!m.output) m.output = m.token_embedding;  // tied embeddings
+  m.rope_freqs = ICAM_TRY(bind_tensor(f, "rope_freqs.weight", 0, c.head_dim / 2, Need::optional));
 
   const bool bias = c.attention_bias;
   const Need qk = c.qk_norm ? Need::required : Need::optional;

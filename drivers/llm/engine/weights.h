@@ -34,6 +34,7 @@ struct ModelWeights {
   Weight token_embedding;  // rows = n_vocab, cols = d_model
   Weight output_norm;
   Weight output;           // the token embedding when the model ties them
+  Weight rope_freqs;       // optional per-pair RoPE frequency divisors (Llama 3.1+)
   std::vector<LayerWeights> layers;
 };
 
