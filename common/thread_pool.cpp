@@ -15,8 +15,9 @@
 namespace icam {
 namespace {
 // How long an idle worker spins before sleeping: long enough to span the gap between two matrix
-// products of one token, short enough not to burn a core between tokens.
-constexpr int kSpinIterations = 1 << 15;
+// products of one token (a norm, a RoPE: microseconds), short enough not to burn a core between
+// tokens or to steal it from the thread doing the serial work on a busy machine. About 50 us.
+constexpr int kSpinIterations = 1 << 11;
 // Waits for the workers of a loop. Spins first (the common case is a wait of microseconds), then
 // yields the core so that a descheduled worker on a busy machine can finish its chunk.
 void wait_until_zero(const std::atomic<int>& pending) {

@@ -60,8 +60,8 @@ LONG_PARAGRAPH = (
     "century BC and stood for over a millennium before earthquakes finally brought it down. "
     "Medieval towers burned wood or coal in open braziers, which were smoky and dim. In 1822 "
     "the French physicist Augustin Fresnel introduced a lens made of concentric glass prisms "
-    "that could focus a single lamp into a beam visible from twenty miles away, and within a "
-    "few decades"
+    "that could focus a single lamp into a beam visible from twenty miles away. By 1900, nearly "
+    "every major lighthouse in the world"
 )
 GREEDY_PROMPTS: List[Tuple[str, bool]] = [
     ("The capital of France is", False),
@@ -686,7 +686,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--verbose", action="store_true", help="show llama.cpp logging")
     args = ap.parse_args(argv)
 
+    # llama.cpp logs through a C callback; unless --verbose, install a silent one. The ctypes
+    # object must stay referenced while llama.cpp may call it, i.e. until main returns.
     logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if args.verbose else logging.ERROR)
+    quiet_log = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+    if not args.verbose:
+        llama_cpp.llama_log_set(quiet_log, ctypes.c_void_p(0))
     os.makedirs(args.out, exist_ok=True)
     model_sha = sha256_file(args.model)
 
