@@ -1,0 +1,153 @@
+// The continuous-batching scheduler (L3): runs many sequences through one Backend, one engine step
+// at a time. Every step the policy orders the runnable sequences and the batch is filled from the
+// front of that order, under a token budget and a maximum batch size: decodes (one token each) and
+// chunks of prompts mix in a single Backend::forward call. Each sequence whose chunk reaches the
+// end of its context samples its next token, which goes through its stop matcher to the events.
+//
+// KV pages. A sequence is admitted to the KV pool when it is first served: it gets pages for its
+// whole context at once, so its later prefill chunks need none; a decoding sequence takes one more
+// page each time it crosses a page boundary. When the pool cannot supply a sequence in the batch:
+//   1. pages of paused and blocked sequences are taken first, least recently active first;
+//   2. then, for a sequence already admitted, those of admitted sequences behind it in the policy's
+//      order, last first (they are "preempted": when re-admitted, their whole context is prefilled
+//      again, and their output is unchanged).
+// A sequence not yet admitted never preempts a running one, so admission cannot thrash; when it
+// does not fit, no later sequence in the order is admitted in that step either, so a large request
+// is not overtaken forever by small ones. A step never fails for lack of pages: a sequence whose
+// context needs more pages than the whole pool holds finishes with context_full (and submit()
+// refuses a prompt that could never fit).
+//
+// Thread-safety: a Scheduler is driven by one thread, the engine thread, which owns the Backend
+// and its KV pool: every method, the events included, runs on it. The daemon owns that thread and
+// loops on step() while has_work(); other threads hand it work through their own queue.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "drivers/llm/engine/backend.h"
+#include "drivers/llm/tokenizer/tokenizer.h"
+#include "sched/events.h"
+#include "sched/policy.h"
+#include "sched/scheduler_stats.h"
+#include "sched/sequence.h"
+#include "sched/step_plan.h"
+
+namespace icam::sched {
+
+struct SchedulerOptions {
+  int token_budget = 256;  // tokens fed per step, prefill chunks and decodes together; >= 1
+  int max_batch = 64;      // sequences per step; >= 1
+  int prefill_chunk = 0;   // most tokens one sequence prefills in a step; 0 = token_budget
+};
+
+class Scheduler {
+ public:
+  // `backend` (with its KV pool) and `tokenizer` must outlive the scheduler; `events` too, unless
+  // null (no events). The scheduler owns every page it allocates from the pool and gives them all
+  // back when destroyed; other users of the pool see fewer free pages meanwhile.
+  static Result<std::unique_ptr<Scheduler>> create(llm::Backend& backend,
+                                                   const llm::Tokenizer& tokenizer,
+                                                   std::unique_ptr<Policy> policy,
+                                                   SchedulerEvents* events,
+                                                   const SchedulerOptions& options = {});
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a new sequence. Errors (invalid_argument unless said otherwise; nothing is queued): an
+  // empty prompt, one of context_length tokens or more, a token id outside the vocabulary, a
+  // priority outside [kMinPriority, kMaxPriority], sampling params that fail llm::validate(), or
+  // (resource_exhausted) a prompt that needs more pages than the whole KV pool holds.
+  Result<SequenceId> submit(SequenceSpec spec);
+
+  // Runs one engine step (see the header comment) and then delivers its events. With nothing
+  // runnable it does nothing and returns ok. Sampling failures finish only the sequence concerned
+  // (FinishReason::error). If the engine refuses the batch (a bug: batches are validated by
+  // construction), every sequence of the batch finishes with FinishReason::error, the error is
+  // returned, and the scheduler stays usable.
+  Status step();
+
+  // True when a runnable sequence exists, i.e. step() would do work.
+  bool has_work() const;
+
+  // Continues a paused sequence (see Continuation). Errors, leaving it paused: it is not paused,
+  // an appended token is outside the vocabulary, the context would reach context_length, or it
+  // would need more pages than the pool holds; invalid sampling params.
+  Status resume(SequenceId id, Continuation next);
+
+  // Takes a runnable sequence out of the run queue (e.g. while its process waits for something
+  // else) and puts it back. Nothing else changes: its pages are kept (but may be taken under
+  // pressure, as a paused sequence's are) and its output is the same as if never blocked.
+  Status block(SequenceId id);
+  Status unblock(SequenceId id);
+
+  // Finishes a sequence that has not finished (FinishReason::cancelled, on_finish delivered before
+  // returning) and frees its pages. Cancelling a finished sequence is an error.
+  Status cancel(SequenceId id);
+  // Forgets a sequence in any state and frees everything it holds. No event is delivered.
+  Status release(SequenceId id);
+
+  Result<SequenceInfo> info(SequenceId id) const;
+  // The sequence's tokens: prompt, then generated and appended tokens in order.
+  Result<std::vector<int32_t>> context(SequenceId id) const;
+  // Every sequence the scheduler holds a record of (any state), in id order.
+  std::vector<SequenceId> sequences() const;
+
+  SchedulerStats stats() const;
+  // The step most recently run (empty after an idle step).
+  const StepPlan& last_step() const { return plan_; }
+  const Policy& policy() const { return *policy_; }
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  struct Entry;
+  struct Event;
+  using Clock = std::chrono::steady_clock;
+
+  Scheduler(llm::Backend& backend, const llm::Tokenizer& tokenizer, std::unique_ptr<Policy> policy,
+            SchedulerEvents* events, const SchedulerOptions& options);
+
+  Entry* find(SequenceId id) const;
+  Result<Entry*> find_or_error(SequenceId id, const char* what) const;
+  int pages_for(int64_t positions) const;
+
+  void plan_step();
+  bool admit(Entry& e, size_t order_index, bool& admission_open);
+  Entry* pick_victim(const Entry& requester, size_t order_index) const;
+  void preempt(Entry& e);
+  void sample(Entry& e, std::span<const float> logits, Clock::time_point now);
+  void end_turn(Entry& e, FinishReason reason, Clock::time_point now);
+  void finish(Entry& e, FinishReason reason, Clock::time_point now, std::string error = {});
+  void make_runnable(Entry& e, Clock::time_point now);
+  void make_idle(Entry& e, Clock::time_point now);
+  void deliver_events();
+
+  llm::Backend& backend_;
+  llm::KvPool& pool_;
+  const llm::Tokenizer& tokenizer_;
+  std::unique_ptr<Policy> policy_;
+  SchedulerEvents* events_;
+  SchedulerOptions options_;
+
+  SequenceId next_id_ = 1;
+  std::map<SequenceId, std::unique_ptr<Entry>> entries_;
+  SchedulerStats stats_;
+  uint64_t step_index_ = 0;
+
+  // Per-step scratch, kept to reuse its memory.
+  StepPlan plan_;
+  std::vector<SequenceId> order_;
+  std::vector<llm::SequenceStep> batch_;
+  std::vector<float> logits_;
+
+  std::vector<Event> pending_events_;
+  bool in_step_ = false;
+  bool delivering_ = false;
+};
+
+}  // namespace icam::sched

@@ -1,0 +1,44 @@
+// Counters a scheduler keeps over its lifetime, for reports and benchmarks.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace icam::sched {
+
+struct SchedulerStats {
+  uint64_t steps = 0;              // steps that ran the engine
+  uint64_t idle_steps = 0;         // step() calls that found nothing to run
+  uint64_t sequences_served = 0;   // sum of batch sizes over the steps
+  uint64_t tokens = 0;             // tokens fed to the engine
+  uint64_t prefill_tokens = 0;     // of which prompt, appended and recomputed tokens
+  uint64_t decode_tokens = 0;      // of which decodes
+  uint64_t mixed_steps = 0;        // steps whose batch held prefill chunks and decodes together
+  uint64_t sampled_tokens = 0;     // tokens sampled
+  uint64_t preemptions = 0;        // times a sequence's pages were taken back
+  uint64_t recomputed_tokens = 0;  // tokens fed again because of preemptions
+  uint64_t submitted = 0;
+  uint64_t finished = 0;  // sequences that finished, for any reason
+  int max_batch_seen = 0;
+  std::vector<uint64_t> batch_size_histogram;  // [n] = steps that served n sequences
+
+  // KV pool, as of the last call to Scheduler::stats().
+  int kv_pages_total = 0;
+  int kv_pages_free = 0;
+  int kv_pages_used() const { return kv_pages_total - kv_pages_free; }
+
+  // Wall time inside step() (event callbacks excluded), of which inside Backend::forward and
+  // inside the samplers. What remains is the scheduler's own overhead: planning, page
+  // bookkeeping, stop matching, detokenizing.
+  double step_seconds = 0;
+  double forward_seconds = 0;
+  double sample_seconds = 0;
+
+  double mean_batch_size() const { return steps ? double(sequences_served) / double(steps) : 0; }
+  double mean_tokens_per_step() const { return steps ? double(tokens) / double(steps) : 0; }
+  // Time in step() not spent in the engine's forward pass, sampling included.
+  double overhead_seconds() const { return step_seconds - forward_seconds; }
+  double overhead_share() const { return step_seconds > 0 ? overhead_seconds() / step_seconds : 0; }
+};
+
+}  // namespace icam::sched
