@@ -4,10 +4,12 @@
 //   - batch-1 decode streams (weight bytes per token × tokens/s); its ratio to the measured copy
 //     bandwidth says how close decode is to the memory-bandwidth limit;
 //   - aggregate decode at batch B is reported as a multiple of batch 1.
-// Optionally (--long-context N) prefills an N-token context and reports peak resident memory.
+// Optionally (--long-context N) prefills an N-token context and reports peak resident memory;
+// with --memory-only it does just that (no copy buffers, no throughput runs), so the peak is the
+// model plus the context.
 //
 // usage: engine_bench [--model PATH] [--threads N] [--prompt-tokens 512] [--decode-tokens 32]
-//                     [--batches 8,32] [--long-context 8192] [--repeat 3] [--json]
+//                     [--batches 8,32] [--long-context 8192] [--memory-only] [--repeat 3] [--json]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -68,6 +70,7 @@ struct Options {
   int long_context = 0;
   int repeat = 3;
   bool json = false;
+  bool memory_only = false;
 };
 
 bool parse(int argc, char** argv, Options& o) {
@@ -77,6 +80,8 @@ bool parse(int argc, char** argv, Options& o) {
     const char* v = nullptr;
     if (a == "--json") {
       o.json = true;
+    } else if (a == "--memory-only") {
+      o.memory_only = true;
     } else if ((a == "--model") && (v = next())) {
       o.model = v;
     } else if (a == "--threads" && (v = next())) {
@@ -92,7 +97,8 @@ bool parse(int argc, char** argv, Options& o) {
     } else if (a == "--batches" && (v = next())) {
       o.batches.clear();
       std::stringstream ss(v);
-      for (std::string item; std::getline(ss, item, ',');) o.batches.push_back(std::atoi(item.c_str()));
+      for (std::string item; std::getline(ss, item, ',');)
+        o.batches.push_back(std::atoi(item.c_str()));
     } else {
       std::fprintf(stderr, "engine_bench: bad argument '%s'\n", a.c_str());
       return false;
@@ -125,8 +131,8 @@ icam::Result<double> decode_rate(icam::llm::CpuBackend& backend, int count, int 
     ICAM_TRY(tables.back().reserve(prompt + steps + 1));
     SequenceStep step{tokens[s], 0, tables[s].pages(), LogitsWanted::last};
     ICAM_TRY(backend.forward(std::span<const SequenceStep>(&step, 1), logits));
-    tokens[s].push_back(static_cast<int32_t>(
-        std::max_element(logits.begin(), logits.end()) - logits.begin()));
+    tokens[s].push_back(
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
   }
   auto t = Clock::now();
   for (int i = 0; i < steps; ++i) {
@@ -161,13 +167,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto& m = **model;
+  if (o.memory_only) {
+    if (o.long_context <= 0) o.long_context = 8192;
+    o.batches.clear();
+  }
   int max_batch = 1;
   for (int b : o.batches) max_batch = std::max(max_batch, b);
   const int64_t positions_per_seq = o.prompt_tokens + o.decode_tokens + 64;
   const int64_t kv_per_token = 2LL * m.config().n_layers * m.config().kv_dim() * 2;
   icam::llm::KvPoolOptions kv;
-  kv.bytes = std::max<int64_t>(static_cast<int64_t>(max_batch + 1) * positions_per_seq * kv_per_token,
-                               static_cast<int64_t>(o.long_context + 64) * kv_per_token) + (64ll << 20);
+  kv.bytes =
+      std::max<int64_t>(static_cast<int64_t>(max_batch + 1) * positions_per_seq * kv_per_token,
+                        static_cast<int64_t>(o.long_context + 64) * kv_per_token) +
+      (64ll << 20);
   auto backend = icam::llm::CpuBackend::create(m.config(), m.weights(), kv, o.threads);
   if (!backend.ok()) {
     std::fprintf(stderr, "engine_bench: %s\n", backend.error().message().c_str());
@@ -181,53 +193,57 @@ int main(int argc, char** argv) {
   out["threads"] = be.threads();
   out["weight_bytes_per_token"] = m.weight_bytes_per_token();
 
-  const double bandwidth = copy_bandwidth(copy_pool, 512ull << 20, o.repeat);
-  out["copy_bandwidth_gbs"] = bandwidth / 1e9;
+  double bandwidth = 0, decode1 = 0, streamed = 0;
+  if (!o.memory_only) {
+    bandwidth = copy_bandwidth(copy_pool, 512ull << 20, o.repeat);
+    out["copy_bandwidth_gbs"] = bandwidth / 1e9;
 
-  // Prompt processing: one 512-token prefill, median of repeats.
-  {
-    std::vector<double> rates;
-    auto tokens = make_tokens(o.prompt_tokens, m.config().n_vocab, 7);
-    std::vector<float> logits;
-    for (int r = 0; r < o.repeat; ++r) {
-      BlockTable table(be.kv_pool());
-      if (auto s = table.reserve(o.prompt_tokens); !s.ok()) {
-        std::fprintf(stderr, "engine_bench: %s\n", s.error().message().c_str());
-        return 1;
+    // Prompt processing: one 512-token prefill, median of repeats.
+    {
+      std::vector<double> rates;
+      auto tokens = make_tokens(o.prompt_tokens, m.config().n_vocab, 7);
+      std::vector<float> logits;
+      for (int r = 0; r < o.repeat; ++r) {
+        BlockTable table(be.kv_pool());
+        if (auto s = table.reserve(o.prompt_tokens); !s.ok()) {
+          std::fprintf(stderr, "engine_bench: %s\n", s.error().message().c_str());
+          return 1;
+        }
+        SequenceStep step{tokens, 0, table.pages(), LogitsWanted::last};
+        auto t = Clock::now();
+        if (auto s = be.forward(std::span<const SequenceStep>(&step, 1), logits); !s.ok()) {
+          std::fprintf(stderr, "engine_bench: %s\n", s.error().message().c_str());
+          return 1;
+        }
+        rates.push_back(o.prompt_tokens / seconds_since(t));
       }
-      SequenceStep step{tokens, 0, table.pages(), LogitsWanted::last};
-      auto t = Clock::now();
-      if (auto s = be.forward(std::span<const SequenceStep>(&step, 1), logits); !s.ok()) {
-        std::fprintf(stderr, "engine_bench: %s\n", s.error().message().c_str());
-        return 1;
-      }
-      rates.push_back(o.prompt_tokens / seconds_since(t));
+      out["prompt_tokens_per_s"] = median(rates);
     }
-    out["prompt_tokens_per_s"] = median(rates);
-  }
 
-  auto measure = [&](int batch) -> double {
-    std::vector<double> rates;
-    for (int r = 0; r < o.repeat; ++r) {
-      auto rate = decode_rate(be, batch, 16, o.decode_tokens);
-      if (!rate.ok()) {
-        std::fprintf(stderr, "engine_bench: batch %d: %s\n", batch, rate.error().message().c_str());
-        std::exit(1);
+    auto measure = [&](int batch) -> double {
+      std::vector<double> rates;
+      for (int r = 0; r < o.repeat; ++r) {
+        auto rate = decode_rate(be, batch, 16, o.decode_tokens);
+        if (!rate.ok()) {
+          std::fprintf(stderr, "engine_bench: batch %d: %s\n", batch,
+                       rate.error().message().c_str());
+          std::exit(1);
+        }
+        rates.push_back(*rate);
       }
-      rates.push_back(*rate);
+      return median(rates);
+    };
+    decode1 = measure(1);
+    out["decode_tokens_per_s_batch1"] = decode1;
+    streamed = decode1 * static_cast<double>(m.weight_bytes_per_token());
+    out["streamed_gbs_batch1"] = streamed / 1e9;
+    out["bandwidth_ratio_batch1"] = streamed / bandwidth;
+    for (int b : o.batches) {
+      const double rate = measure(b);
+      out["decode_tokens_per_s_batch" + std::to_string(b)] = rate;
+      out["batch" + std::to_string(b) + "_over_batch1"] = rate / decode1;
     }
-    return median(rates);
-  };
-  const double decode1 = measure(1);
-  out["decode_tokens_per_s_batch1"] = decode1;
-  const double streamed = decode1 * static_cast<double>(m.weight_bytes_per_token());
-  out["streamed_gbs_batch1"] = streamed / 1e9;
-  out["bandwidth_ratio_batch1"] = streamed / bandwidth;
-  for (int b : o.batches) {
-    const double rate = measure(b);
-    out["decode_tokens_per_s_batch" + std::to_string(b)] = rate;
-    out["batch" + std::to_string(b) + "_over_batch1"] = rate / decode1;
-  }
+  }  // !memory_only
 
   if (o.long_context > 0) {
     auto tokens = make_tokens(o.long_context, m.config().n_vocab, 11);
@@ -257,15 +273,19 @@ int main(int argc, char** argv) {
   }
   std::printf("model                      %s\n", o.model.c_str());
   std::printf("threads                    %d\n", be.threads());
-  std::printf("copy bandwidth             %.2f GB/s (STREAM-like copy, read+write)\n", bandwidth / 1e9);
-  std::printf("prompt (%d tokens)        %.1f tokens/s\n", o.prompt_tokens,
-              out["prompt_tokens_per_s"].get<double>());
-  std::printf("decode batch 1             %.2f tokens/s, streams %.2f GB/s = %.2f x copy bandwidth\n",
-              decode1, streamed / 1e9, streamed / bandwidth);
-  for (int b : o.batches)
-    std::printf("decode batch %-3d           %.2f tokens/s aggregate = %.2f x batch 1\n", b,
-                out["decode_tokens_per_s_batch" + std::to_string(b)].get<double>(),
-                out["batch" + std::to_string(b) + "_over_batch1"].get<double>());
+  if (!o.memory_only) {
+    std::printf("copy bandwidth             %.2f GB/s (STREAM-like copy, read+write)\n",
+                bandwidth / 1e9);
+    std::printf("prompt (%d tokens)        %.1f tokens/s\n", o.prompt_tokens,
+                out["prompt_tokens_per_s"].get<double>());
+    std::printf(
+        "decode batch 1             %.2f tokens/s, streams %.2f GB/s = %.2f x copy bandwidth\n",
+        decode1, streamed / 1e9, streamed / bandwidth);
+    for (int b : o.batches)
+      std::printf("decode batch %-3d           %.2f tokens/s aggregate = %.2f x batch 1\n", b,
+                  out["decode_tokens_per_s_batch" + std::to_string(b)].get<double>(),
+                  out["batch" + std::to_string(b) + "_over_batch1"].get<double>());
+  }
   if (o.long_context > 0)
     std::printf("prefill %d-token context  %.1f tokens/s\n", o.long_context,
                 out["long_context_prefill_tokens_per_s"].get<double>());

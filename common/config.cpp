@@ -18,7 +18,9 @@ std::string env_or(const char* name, const std::string& fallback) {
   return (value && *value) ? std::string(value) : fallback;
 }
 
-std::string user_home() { return env_or("HOME", "/root"); }
+std::string user_home() {
+  return env_or("HOME", "/root");
+}
 
 Config defaults() {
   Config c;
@@ -28,8 +30,7 @@ Config defaults() {
   c.threads = 0;
   c.kv_pool_bytes = 256ull << 20;
   c.backend = "auto";
-  const std::string runtime =
-      env_or("XDG_RUNTIME_DIR", "/tmp/icam-" + std::to_string(::getuid()));
+  const std::string runtime = env_or("XDG_RUNTIME_DIR", "/tmp/icam-" + std::to_string(::getuid()));
   c.socket = runtime + "/icam/icamd.sock";
   for (const auto& key : config_keys()) c.origin[key.name] = "default";
   return c;
@@ -44,7 +45,8 @@ Status check_backend(const std::string& value, const std::string& source) {
 Status check_log_level(const std::string& value, const std::string& source) {
   if (log::parse_level(value)) return ok_status();
   return make_error(Errc::invalid_argument, source,
-                    ": log_level must be trace, debug, info, warn, error or off, not '", value, "'");
+                    ": log_level must be trace, debug, info, warn, error or off, not '", value,
+                    "'");
 }
 
 Result<uint64_t> parse_u64(const std::string& text, const std::string& source) {
@@ -102,8 +104,7 @@ const std::vector<ConfigKey>& config_keys() {
 
 Status apply_config_json(Config& c, const std::string& text, const std::string& source) {
   nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded())
-    return make_error(Errc::invalid_argument, source, ": not valid JSON");
+  if (doc.is_discarded()) return make_error(Errc::invalid_argument, source, ": not valid JSON");
   if (!doc.is_object())
     return make_error(Errc::invalid_argument, source, ": the top level must be a JSON object");
   for (auto it = doc.begin(); it != doc.end(); ++it) {
@@ -111,7 +112,8 @@ Status apply_config_json(Config& c, const std::string& text, const std::string& 
     const auto& value = it.value();
     const std::string where = source + ": key '" + key + "'";
     auto want_string = [&](std::string& field) -> Status {
-      if (!value.is_string()) return make_error(Errc::invalid_argument, where, ": expected a string");
+      if (!value.is_string())
+        return make_error(Errc::invalid_argument, where, ": expected a string");
       field = value.get<std::string>();
       return ok_status();
     };
@@ -152,7 +154,8 @@ Result<Config> load_config(const std::string& file) {
   Config c = defaults();
   std::string path = file.empty() ? env_or("ICAM_CONFIG", "") : file;
   bool required = !path.empty();
-  if (path.empty()) path = env_or("XDG_CONFIG_HOME", user_home() + "/.config") + "/icam/config.json";
+  if (path.empty())
+    path = env_or("XDG_CONFIG_HOME", user_home() + "/.config") + "/icam/config.json";
   std::error_code ec;
   if (std::filesystem::exists(path, ec)) {
     std::ifstream in(path);
@@ -179,7 +182,8 @@ std::string config_reference_markdown() {
     if (key == "threads") return std::to_string(d.threads);
     if (key == "kv_pool_bytes") return std::to_string(d.kv_pool_bytes);
     if (key == "backend") return d.backend;
-    if (key == "socket") return "$XDG_RUNTIME_DIR/icam/icamd.sock or /tmp/icam-<uid>/icam/icamd.sock";
+    if (key == "socket")
+      return "$XDG_RUNTIME_DIR/icam/icamd.sock or /tmp/icam-<uid>/icam/icamd.sock";
     return "";
   };
   std::ostringstream out;

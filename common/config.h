@@ -13,13 +13,13 @@
 namespace icam {
 
 struct Config {
-  std::string home;           // ICAM_HOME: cache and state root (models/ lives under it)
-  std::string model;          // path of the model loaded when none is named
-  std::string log_level;      // trace|debug|info|warn|error|off
-  int threads = 0;            // worker threads for the engine; 0 = one per online core
-  uint64_t kv_pool_bytes = 0; // bytes of KV cache pool
-  std::string backend;        // cpu|cuda|auto
-  std::string socket;         // icamd's Unix socket path
+  std::string home;            // ICAM_HOME: cache and state root (models/ lives under it)
+  std::string model;           // path of the model loaded when none is named
+  std::string log_level;       // trace|debug|info|warn|error|off
+  int threads = 0;             // worker threads for the engine; 0 = one per online core
+  uint64_t kv_pool_bytes = 0;  // bytes of KV cache pool
+  std::string backend;         // cpu|cuda|auto
+  std::string socket;          // icamd's Unix socket path
 
   // Where each key's value came from: "default", "file:<path>" or "env:<NAME>".
   std::map<std::string, std::string> origin;

@@ -35,18 +35,28 @@ std::optional<Level> parse_level(std::string_view name) {
 
 std::string_view level_name(Level level) {
   switch (level) {
-    case Level::trace: return "trace";
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
-    case Level::off: return "off";
+    case Level::trace:
+      return "trace";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
+    case Level::off:
+      return "off";
   }
   return "?";
 }
 
-void set_level(Level level) { threshold().store(level, std::memory_order_relaxed); }
-Level level() { return threshold().load(std::memory_order_relaxed); }
+void set_level(Level level) {
+  threshold().store(level, std::memory_order_relaxed);
+}
+Level level() {
+  return threshold().load(std::memory_order_relaxed);
+}
 
 void write(Level at, std::string_view component, std::string_view message) {
   using namespace std::chrono;

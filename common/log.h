@@ -18,7 +18,9 @@ std::string_view level_name(Level level);
 
 void set_level(Level level);
 Level level();
-inline bool enabled(Level at) { return at >= level(); }
+inline bool enabled(Level at) {
+  return at >= level();
+}
 
 // Writes one line: "2026-11-22T10:00:00.123Z warn  [component] message". Thread-safe.
 void write(Level at, std::string_view component, std::string_view message);

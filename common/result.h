@@ -63,22 +63,37 @@ Error make_error(Errc code, const Args&... args) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 
   bool ok() const { return state_.index() == 0; }
   explicit operator bool() const { return ok(); }
 
-  T& value() & { assert(ok()); return std::get<0>(state_); }
-  const T& value() const& { assert(ok()); return std::get<0>(state_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(state_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<0>(state_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(state_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(state_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
-  const Error& error() const& { assert(!ok()); return std::get<1>(state_); }
-  Error&& error() && { assert(!ok()); return std::get<1>(std::move(state_)); }
+  const Error& error() const& {
+    assert(!ok());
+    return std::get<1>(state_);
+  }
+  Error&& error() && {
+    assert(!ok());
+    return std::get<1>(std::move(state_));
+  }
 
   T value_or(T fallback) const& { return ok() ? value() : std::move(fallback); }
 
@@ -96,8 +111,14 @@ class [[nodiscard]] Result<void> {
   explicit operator bool() const { return ok(); }
   void value() const { assert(ok()); }
 
-  const Error& error() const& { assert(failed_); return error_; }
-  Error&& error() && { assert(failed_); return std::move(error_); }
+  const Error& error() const& {
+    assert(failed_);
+    return error_;
+  }
+  Error&& error() && {
+    assert(failed_);
+    return std::move(error_);
+  }
 
  private:
   Error error_{Errc::internal, ""};
@@ -106,11 +127,15 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-inline Status ok_status() { return {}; }
+inline Status ok_status() {
+  return {};
+}
 
 namespace detail {
 template <typename T>
-T take_value(Result<T>&& result) { return std::move(result).value(); }
+T take_value(Result<T>&& result) {
+  return std::move(result).value();
+}
 inline void take_value(Result<void>&&) {}
 }  // namespace detail
 
@@ -119,17 +144,17 @@ inline void take_value(Result<void>&&) {}
 // Evaluates a Result-returning expression; on error returns the error from the enclosing
 // function, otherwise yields the value (or nothing for Status). Uses a statement expression
 // (GCC and Clang), as SerenityOS's TRY does.
-#define ICAM_TRY(expr)                                                        \
-  ({                                                                          \
-    auto icam_try_result_ = (expr);                                           \
-    if (!icam_try_result_.ok()) return std::move(icam_try_result_).error();   \
-    ::icam::detail::take_value(std::move(icam_try_result_));                  \
+#define ICAM_TRY(expr)                                                      \
+  ({                                                                        \
+    auto icam_try_result_ = (expr);                                         \
+    if (!icam_try_result_.ok()) return std::move(icam_try_result_).error(); \
+    ::icam::detail::take_value(std::move(icam_try_result_));                \
   })
 
 // Like ICAM_TRY, but prefixes the error message with `where` on the way out.
-#define ICAM_TRY_CTX(expr, where)                                                        \
-  ({                                                                                     \
-    auto icam_try_result_ = (expr);                                                      \
+#define ICAM_TRY_CTX(expr, where)                                                               \
+  ({                                                                                            \
+    auto icam_try_result_ = (expr);                                                             \
     if (!icam_try_result_.ok()) return std::move(icam_try_result_).error().with_context(where); \
-    ::icam::detail::take_value(std::move(icam_try_result_));                             \
+    ::icam::detail::take_value(std::move(icam_try_result_));                                    \
   })

@@ -9,9 +9,17 @@ Error not_built() {
 }
 }  // namespace
 
-bool compiled_with_cuda() { return false; }
-Result<std::vector<DeviceInfo>> list_devices() { return not_built(); }
-Result<double> measure_copy_bandwidth(int, uint64_t, int) { return not_built(); }
-Status rms_norm_host(const float*, const float*, float*, int, int, float) { return not_built(); }
+bool compiled_with_cuda() {
+  return false;
+}
+Result<std::vector<DeviceInfo>> list_devices() {
+  return not_built();
+}
+Result<double> measure_copy_bandwidth(int, uint64_t, int) {
+  return not_built();
+}
+Status rms_norm_host(const float*, const float*, float*, int, int, float) {
+  return not_built();
+}
 
 }  // namespace icam::gpu

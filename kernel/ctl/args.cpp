@@ -6,7 +6,8 @@
 
 namespace icam::ctl {
 
-Result<Args> Args::parse(const std::vector<std::string>& argv, const std::vector<OptionSpec>& specs) {
+Result<Args> Args::parse(const std::vector<std::string>& argv,
+                         const std::vector<OptionSpec>& specs) {
   Args args;
   auto find = [&](const std::string& key, bool is_alias) -> const OptionSpec* {
     for (const auto& s : specs)
@@ -36,7 +37,8 @@ Result<Args> Args::parse(const std::vector<std::string>& argv, const std::vector
     if (!spec->repeatable && args.values_.count(spec->name))
       return make_error(Errc::invalid_argument, "option --", spec->name, " given twice");
     if (!spec->takes_value) {
-      if (inline_value) return make_error(Errc::invalid_argument, "option --", spec->name, " takes no value");
+      if (inline_value)
+        return make_error(Errc::invalid_argument, "option --", spec->name, " takes no value");
       args.values_[spec->name].push_back("");
       continue;
     }
@@ -62,7 +64,8 @@ std::vector<std::string> Args::get_all(const std::string& name) const {
   return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
-Result<int64_t> Args::get_int(const std::string& name, int64_t fallback, int64_t min, int64_t max) const {
+Result<int64_t> Args::get_int(const std::string& name, int64_t fallback, int64_t min,
+                              int64_t max) const {
   auto v = get(name);
   if (!v) return fallback;
   errno = 0;
@@ -71,8 +74,8 @@ Result<int64_t> Args::get_int(const std::string& name, int64_t fallback, int64_t
   if (v->empty() || *end != '\0' || errno == ERANGE)
     return make_error(Errc::invalid_argument, "option --", name, ": '", *v, "' is not an integer");
   if (parsed < min || parsed > max)
-    return make_error(Errc::invalid_argument, "option --", name, ": ", parsed,
-                      " is out of range (", min, "..", max, ")");
+    return make_error(Errc::invalid_argument, "option --", name, ": ", parsed, " is out of range (",
+                      min, "..", max, ")");
   return static_cast<int64_t>(parsed);
 }
 
@@ -91,7 +94,8 @@ std::string usage_lines(const std::vector<OptionSpec>& specs) {
   std::ostringstream out;
   for (const auto& s : specs) {
     std::string left = "  --" + s.name + (s.takes_value ? " VALUE" : "");
-    if (!s.alias.empty()) left = "  -" + s.alias + ", --" + s.name + (s.takes_value ? " VALUE" : "");
+    if (!s.alias.empty())
+      left = "  -" + s.alias + ", --" + s.name + (s.takes_value ? " VALUE" : "");
     out << left;
     for (size_t pad = left.size(); pad < 30; ++pad) out << ' ';
     out << ' ' << s.help << "\n";

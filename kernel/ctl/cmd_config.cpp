@@ -7,7 +7,8 @@ namespace icam::ctl {
 
 int cmd_config(const Config& config, const std::vector<std::string>& argv) {
   static const std::vector<OptionSpec> specs = {
-      {"markdown", "", false, false, "print the reference table of every key (docs/configuration.md)"},
+      {"markdown", "", false, false,
+       "print the reference table of every key (docs/configuration.md)"},
   };
   auto args = Args::parse(argv, specs);
   if (!args.ok()) return fail(kExitUsage, args.error().message());

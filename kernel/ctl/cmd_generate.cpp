@@ -17,7 +17,9 @@ namespace icam::ctl {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-void on_sigint(int) { g_interrupted.store(true); }
+void on_sigint(int) {
+  g_interrupted.store(true);
+}
 
 const std::vector<OptionSpec>& generate_specs() {
   static const std::vector<OptionSpec> specs = {
@@ -36,10 +38,12 @@ const std::vector<OptionSpec>& generate_specs() {
       {"frequency-penalty", "", true, false, "frequency penalty in [-2, 2]"},
       {"seed", "s", true, false, "random seed (default 0)"},
       {"stop", "", true, true, "stop string (repeatable)"},
-      {"logprobs", "", true, false, "print the top-N log-probabilities of each token to stderr as JSON lines"},
+      {"logprobs", "", true, false,
+       "print the top-N log-probabilities of each token to stderr as JSON lines"},
       {"threads", "", true, false, "worker threads (default: configured, 0 = all cores)"},
       {"backend", "", true, false, "cpu, cuda or auto (default: configured)"},
-      {"special", "", false, false, "parse special-token text (e.g. <start_of_turn>) in the prompt"},
+      {"special", "", false, false,
+       "parse special-token text (e.g. <start_of_turn>) in the prompt"},
       {"no-bos", "", false, false, "do not add the BOS token"},
       {"help", "h", false, false, "show this help"},
   };
@@ -148,20 +152,23 @@ int cmd_generate(const Config& config, const std::vector<std::string>& argv) {
                              {"piece", m.tokenizer().token_piece(s.token)},
                              {"logprob", s.logprob}};
       for (const auto& [id, lp] : s.top_logprobs) line["top"].push_back({id, lp});
-      std::fprintf(stderr, "%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      std::fprintf(stderr, "%s\n",
+                   line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     }
   }
   std::fputs("\n", stdout);
-  const double prompt_tps = result->prefill_seconds > 0 ? result->prompt_tokens / result->prefill_seconds : 0;
+  const double prompt_tps =
+      result->prefill_seconds > 0 ? result->prompt_tokens / result->prefill_seconds : 0;
   const size_t n_gen = result->tokens.size();
   const double decode_tps =
       result->decode_seconds > 0 && n_gen > 1 ? (n_gen - 1) / result->decode_seconds : 0;
-  std::fprintf(stderr,
-               "prompt: %d tokens, %.1f tokens/s | decode: %zu tokens, %.1f tokens/s | finish: %s | "
-               "backend: %s, %d threads\n",
-               result->prompt_tokens, prompt_tps, n_gen, decode_tps,
-               std::string(llm::finish_reason_name(result->finish)).c_str(),
-               std::string((*backend)->name()).c_str(), (*backend)->threads());
+  std::fprintf(
+      stderr,
+      "prompt: %d tokens, %.1f tokens/s | decode: %zu tokens, %.1f tokens/s | finish: %s | "
+      "backend: %s, %d threads\n",
+      result->prompt_tokens, prompt_tps, n_gen, decode_tps,
+      std::string(llm::finish_reason_name(result->finish)).c_str(),
+      std::string((*backend)->name()).c_str(), (*backend)->threads());
   return result->finish == llm::FinishReason::cancelled ? 130 : kExitOk;
 }
 

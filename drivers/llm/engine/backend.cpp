@@ -17,9 +17,8 @@ Status validate_batch(std::span<const SequenceStep> batch, const ModelConfig& co
                         step.start_pos);
     const int64_t end = static_cast<int64_t>(step.start_pos) + step.tokens.size();
     if (end > config.context_length)
-      return make_error(Errc::invalid_argument, "forward: sequence ", s, " reaches position ",
-                        end, ", beyond the model's context of ", config.context_length,
-                        " tokens");
+      return make_error(Errc::invalid_argument, "forward: sequence ", s, " reaches position ", end,
+                        ", beyond the model's context of ", config.context_length, " tokens");
     const int64_t pages_needed = (end + pool.page_tokens() - 1) / pool.page_tokens();
     if (static_cast<int64_t>(step.pages.size()) < pages_needed)
       return make_error(Errc::invalid_argument, "forward: sequence ", s, " needs ", pages_needed,
@@ -27,20 +26,21 @@ Status validate_batch(std::span<const SequenceStep> batch, const ModelConfig& co
                         step.pages.size());
     for (int64_t i = 0; i < pages_needed; ++i) {
       if (!pool.valid(step.pages[i]))
-        return make_error(Errc::invalid_argument, "forward: sequence ", s, " block table entry ",
-                          i, " (page ", step.pages[i], ") is not an allocated page");
+        return make_error(Errc::invalid_argument, "forward: sequence ", s, " block table entry ", i,
+                          " (page ", step.pages[i], ") is not an allocated page");
     }
     // A step writes the pages covering [start_pos, end). Writing into a page that another sequence
     // also holds (a shared prefix) or that another sequence of this batch writes would corrupt it.
     for (int64_t i = step.start_pos / pool.page_tokens(); i < pages_needed; ++i) {
       const int32_t page = step.pages[i];
       if (pool.ref_count(page) != 1)
-        return make_error(Errc::invalid_argument, "forward: sequence ", s, " would write into page ",
-                          page, ", which is shared (", pool.ref_count(page),
-                          " references); copy it first");
+        return make_error(Errc::invalid_argument, "forward: sequence ", s,
+                          " would write into page ", page, ", which is shared (",
+                          pool.ref_count(page), " references); copy it first");
       if (!written.insert(page).second)
-        return make_error(Errc::invalid_argument, "forward: sequence ", s, " would write into page ",
-                          page, ", which another sequence of the batch also writes");
+        return make_error(Errc::invalid_argument, "forward: sequence ", s,
+                          " would write into page ", page,
+                          ", which another sequence of the batch also writes");
     }
     for (size_t t = 0; t < step.tokens.size(); ++t) {
       if (step.tokens[t] < 0 || step.tokens[t] >= config.n_vocab)

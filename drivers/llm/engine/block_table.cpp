@@ -9,7 +9,8 @@ Status BlockTable::reserve(int64_t n_positions) {
     return make_error(Errc::resource_exhausted, "KV pool: ", n_positions, " positions need ",
                       missing, " more pages but only ", pool_->free_pages(), " of ",
                       pool_->n_pages(), " are free");
-  while (static_cast<int64_t>(pages_.size()) < needed) pages_.push_back(ICAM_TRY(pool_->allocate()));
+  while (static_cast<int64_t>(pages_.size()) < needed)
+    pages_.push_back(ICAM_TRY(pool_->allocate()));
   return ok_status();
 }
 

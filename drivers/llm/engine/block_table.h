@@ -12,8 +12,9 @@ namespace icam::llm {
 class BlockTable {
  public:
   explicit BlockTable(KvPool& pool) : pool_(&pool) {}
-  BlockTable(BlockTable&& other) noexcept
-      : pool_(other.pool_), pages_(std::move(other.pages_)) { other.pages_.clear(); }
+  BlockTable(BlockTable&& other) noexcept : pool_(other.pool_), pages_(std::move(other.pages_)) {
+    other.pages_.clear();
+  }
   BlockTable(const BlockTable&) = delete;
   BlockTable& operator=(const BlockTable&) = delete;
   ~BlockTable() { clear(); }

@@ -170,7 +170,9 @@ Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<floa
       }
       const int32_t pos = rows_[r].pos;
       // Frequency factors belong to the global RoPE (Llama 3.1 has no local layers).
-      const float* factors = local ? nullptr : weights_.rope_freqs ? weights_.rope_freqs.f32() : nullptr;
+      const float* factors = local                 ? nullptr
+                             : weights_.rope_freqs ? weights_.rope_freqs.f32()
+                                                   : nullptr;
       ops::rope(q, c.n_heads, c.head_dim, pos, base, scale, c.rope_style, factors);
       ops::rope(k, c.n_kv_heads, c.head_dim, pos, base, scale, c.rope_style, factors);
       for (int i = 0; i < c.q_dim(); ++i) q[i] *= c.attention_scale;

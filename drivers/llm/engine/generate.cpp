@@ -10,12 +10,18 @@ namespace icam::llm {
 
 std::string_view finish_reason_name(FinishReason reason) {
   switch (reason) {
-    case FinishReason::end_of_generation: return "end_of_generation";
-    case FinishReason::stop_token: return "stop_token";
-    case FinishReason::stop_string: return "stop_string";
-    case FinishReason::max_tokens: return "max_tokens";
-    case FinishReason::context_full: return "context_full";
-    case FinishReason::cancelled: return "cancelled";
+    case FinishReason::end_of_generation:
+      return "end_of_generation";
+    case FinishReason::stop_token:
+      return "stop_token";
+    case FinishReason::stop_string:
+      return "stop_string";
+    case FinishReason::max_tokens:
+      return "max_tokens";
+    case FinishReason::context_full:
+      return "context_full";
+    case FinishReason::cancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -85,8 +91,8 @@ Result<GenerateResult> generate(Backend& backend, const Tokenizer& tokenizer,
       break;
     }
     if (stop.stopped) {
-      result.finish = stop.reason == StopReason::token ? FinishReason::stop_token
-                                                       : FinishReason::stop_string;
+      result.finish =
+          stop.reason == StopReason::token ? FinishReason::stop_token : FinishReason::stop_string;
       break;
     }
     if (end_of_generation) {

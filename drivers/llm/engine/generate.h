@@ -15,20 +15,27 @@
 
 namespace icam::llm {
 
-enum class FinishReason { end_of_generation, stop_token, stop_string, max_tokens, context_full, cancelled };
+enum class FinishReason {
+  end_of_generation,
+  stop_token,
+  stop_string,
+  max_tokens,
+  context_full,
+  cancelled
+};
 std::string_view finish_reason_name(FinishReason reason);
 
 struct GenerateRequest {
   std::vector<int32_t> prompt;  // already tokenized, BOS included when wanted
   SamplingParams sampling;
-  int prefill_chunk = 512;      // prompt tokens per forward step
+  int prefill_chunk = 512;                // prompt tokens per forward step
   bool stop_at_end_of_generation = true;  // EOS and end-of-turn tokens end the generation
 };
 
 struct GenerateResult {
-  std::vector<int32_t> tokens;            // generated ids, the stopping token included
-  std::vector<SampleResult> samples;      // per token, with logprobs when requested
-  std::string text;                       // visible text (stop string and held-back bytes excluded)
+  std::vector<int32_t> tokens;        // generated ids, the stopping token included
+  std::vector<SampleResult> samples;  // per token, with logprobs when requested
+  std::string text;                   // visible text (stop string and held-back bytes excluded)
   FinishReason finish = FinishReason::max_tokens;
   int prompt_tokens = 0;
   double prefill_seconds = 0;

@@ -17,7 +17,8 @@ Result<KvPool> KvPool::create(const ModelConfig& config, const KvPoolOptions& op
   pool.page_tokens_ = options.page_tokens;
   pool.n_layers_ = config.n_layers;
   pool.kv_dim_ = config.kv_dim();
-  pool.slab_bytes_ = static_cast<uint64_t>(options.page_tokens) * config.kv_dim() * sizeof(uint16_t);
+  pool.slab_bytes_ =
+      static_cast<uint64_t>(options.page_tokens) * config.kv_dim() * sizeof(uint16_t);
   pool.page_bytes_ = pool.slab_bytes_ * 2 * config.n_layers;
   const uint64_t pages = options.bytes / pool.page_bytes_;
   if (pages == 0)
@@ -40,7 +41,9 @@ Result<KvPool> KvPool::create(const ModelConfig& config, const KvPoolOptions& op
   return pool;
 }
 
-KvPool::KvPool(KvPool&& other) noexcept { *this = std::move(other); }
+KvPool::KvPool(KvPool&& other) noexcept {
+  *this = std::move(other);
+}
 
 KvPool& KvPool::operator=(KvPool&& other) noexcept {
   if (this != &other) {

@@ -6,10 +6,14 @@ namespace icam::llm {
 
 std::string_view architecture_name(Architecture arch) {
   switch (arch) {
-    case Architecture::gemma3: return "gemma3";
-    case Architecture::llama: return "llama";
-    case Architecture::qwen2: return "qwen2";
-    case Architecture::qwen3: return "qwen3";
+    case Architecture::gemma3:
+      return "gemma3";
+    case Architecture::llama:
+      return "llama";
+    case Architecture::qwen2:
+      return "qwen2";
+    case Architecture::qwen3:
+      return "qwen3";
   }
   return "?";
 }
@@ -113,8 +117,8 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
       c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));
       c.qk_norm = true;
       c.post_norms = true;
-      c.sliding_window = ICAM_TRY(read_optional_positive(f, p + "attention.sliding_window", 0,
-                                                         1u << 24));
+      c.sliding_window =
+          ICAM_TRY(read_optional_positive(f, p + "attention.sliding_window", 0, 1u << 24));
       if (c.sliding_window == 0)
         return make_error(Errc::corrupt, f.path(), ": gemma3 needs attention.sliding_window");
       for (int l = 0; l < c.n_layers; ++l) c.layer_is_local[l] = (l + 1) % 6 != 0;
@@ -145,7 +149,8 @@ Result<ModelConfig> read_model_config(const GgufFile& f) {
     c.n_vocab = static_cast<int>(tokens->size());
   }
   if (c.n_vocab <= 0)
-    return make_error(Errc::corrupt, f.path(), ": metadata 'tokenizer.ggml.tokens' is missing or empty");
+    return make_error(Errc::corrupt, f.path(),
+                      ": metadata 'tokenizer.ggml.tokens' is missing or empty");
   return c;
 }
 

@@ -27,7 +27,7 @@ struct ModelConfig {
   int d_ffn = 0;
   int n_heads = 0;
   int n_kv_heads = 0;
-  int head_dim = 0;      // key and value length per head (icam requires them equal)
+  int head_dim = 0;  // key and value length per head (icam requires them equal)
   int n_vocab = 0;
   int context_length = 0;
   float rms_eps = 1e-6f;

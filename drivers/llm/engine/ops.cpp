@@ -50,7 +50,9 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoef * x * x)));
 }
 
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
+float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
 
 void gated_activation(const float* gate, const float* up, float* out, int n, FfnActivation act) {
   if (act == FfnActivation::gelu_tanh) {

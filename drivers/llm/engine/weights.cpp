@@ -12,7 +12,7 @@ enum class Need { required, optional };
 // Binds `name` and checks that it is a matrix of rows×cols (or a vector of `cols` when rows is 0)
 // whose element type can be computed; vectors (norms, biases) must be F32.
 Result<Weight> bind_tensor(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols,
-                    Need need) {
+                           Need need) {
   const GgufTensor* t = f.find_tensor(name);
   if (!t) {
     if (need == Need::optional) return Weight{};
@@ -30,7 +30,8 @@ Result<Weight> bind_tensor(const GgufFile& f, const std::string& name, int64_t r
   }
   if (vector ? t->type != GgmlType::F32 : !is_computable(t->type))
     return make_error(Errc::unsupported, f.path(), ": tensor '", name, "' has element type ",
-                      ggml_type_name(t->type), vector ? ", expected f32" : ", which icam cannot compute");
+                      ggml_type_name(t->type),
+                      vector ? ", expected f32" : ", which icam cannot compute");
   Weight w;
   w.data = t->data;
   w.type = t->type;
@@ -43,7 +44,8 @@ Result<Weight> bind_tensor(const GgufFile& f, const std::string& name, int64_t r
 
 Result<ModelWeights> bind_weights(const GgufFile& f, const ModelConfig& c) {
   ModelWeights m;
-  m.token_embedding = ICAM_TRY(bind_tensor(f, "token_embd.weight", c.n_vocab, c.d_model, Need::required));
+  m.token_embedding =
+      ICAM_TRY(bind_tensor(f, "token_embd.weight", c.n_vocab, c.d_model, Need::required));
   m.output_norm = ICAM_TRY(bind_tensor(f, "output_norm.weight", 0, c.d_model, Need::required));
   m.output = ICAM_TRY(bind_tensor(f, "output.weight", c.n_vocab, c.d_model, Need::optional));
   if (!m.output) m.output = m.token_embedding;  // tied embeddings
@@ -70,7 +72,8 @@ Result<ModelWeights> bind_weights(const GgufFile& f, const ModelConfig& c) {
       w.k_norm = ICAM_TRY(bind_tensor(f, p + "attn_k_norm.weight", 0, c.head_dim, qk));
     }
     if (c.post_norms) {
-      w.post_attn_norm = ICAM_TRY(bind_tensor(f, p + "post_attention_norm.weight", 0, c.d_model, post));
+      w.post_attn_norm =
+          ICAM_TRY(bind_tensor(f, p + "post_attention_norm.weight", 0, c.d_model, post));
       w.post_ffn_norm = ICAM_TRY(bind_tensor(f, p + "post_ffw_norm.weight", 0, c.d_model, post));
     }
     w.ffn_norm = ICAM_TRY(bind_tensor(f, p + "ffn_norm.weight", 0, c.d_model, Need::required));

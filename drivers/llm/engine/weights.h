@@ -23,18 +23,18 @@ struct Weight {
 
 struct LayerWeights {
   Weight attn_norm, wq, wk, wv, wo;
-  Weight bq, bk, bv;            // qwen2
-  Weight q_norm, k_norm;        // gemma3, qwen3
-  Weight post_attn_norm;        // gemma3
+  Weight bq, bk, bv;      // qwen2
+  Weight q_norm, k_norm;  // gemma3, qwen3
+  Weight post_attn_norm;  // gemma3
   Weight ffn_norm, w_gate, w_up, w_down;
-  Weight post_ffn_norm;         // gemma3
+  Weight post_ffn_norm;  // gemma3
 };
 
 struct ModelWeights {
   Weight token_embedding;  // rows = n_vocab, cols = d_model
   Weight output_norm;
-  Weight output;           // the token embedding when the model ties them
-  Weight rope_freqs;       // optional per-pair RoPE frequency divisors (Llama 3.1+)
+  Weight output;      // the token embedding when the model ties them
+  Weight rope_freqs;  // optional per-pair RoPE frequency divisors (Llama 3.1+)
   std::vector<LayerWeights> layers;
 };
 

@@ -12,7 +12,10 @@
 // product. With this model the resulting noise compounds over 18 layers into logit differences
 // of up to ~0.4 between two correct implementations of the same arithmetic (icam's scalar and
 // AVX2 kernels differ from each other by that much; with float activations icam matches an exact
-// double-precision reference to 1e-3). Decisions closer than that are not determined by the model.
+// double-precision reference to 1e-3). llama.cpp disagrees with itself in the same way: with its
+// weight repacking off, or flash attention on, its step-0 logits move by 0.35-1.50 and only 3-4 of
+// these 9 continuations stay identical for 40 tokens (tests/fixtures/gemma3-270m/NOTE.md). Decisions
+// closer than that are not determined by the model; an exact match needs ggml's rounding bit for bit.
 // The test also prints how many leading tokens match exactly per prompt.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -219,8 +222,9 @@ TEST_F(Gemma3Reference, PrefillLogitsAtEveryPosition) {
     const int32_t ref_id = ref[p][0];
     const float ref_logit = ref[p][1];
     EXPECT_NEAR(logits[p * vocab + ref_id], ref_logit, kLogitTolerance) << "position " << p;
-    if (token != ref_id)  // near-ties may swap; the reference's choice must be within tolerance
+    if (token != ref_id) {  // near-ties may swap; the reference's choice must be within tolerance
       EXPECT_NEAR(logit, ref_logit, kLogitTolerance) << "position " << p;
+    }
   }
 }
 
