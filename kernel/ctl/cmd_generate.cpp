@@ -157,6 +157,7 @@ int cmd_generate(const Config& config, const std::vector<std::string>& argv) {
     }
   }
   std::fputs("\n", stdout);
+  std::fflush(stdout);
   const double prompt_tps =
       result->prefill_seconds > 0 ? result->prompt_tokens / result->prefill_seconds : 0;
   const size_t n_gen = result->tokens.size();
