@@ -17,6 +17,8 @@ int cmd_model(const Config& config, const std::vector<std::string>& args);
 int cmd_generate(const Config& config, const std::vector<std::string>& args);
 int cmd_config(const Config& config, const std::vector<std::string>& args);
 int cmd_devices(const Config& config, const std::vector<std::string>& args);
+// Runs an agent job; also exits 3 when a budget ran out (see docs/jobs.md).
+int cmd_run(const Config& config, const std::vector<std::string>& args);
 
 // Prints "icamctl: <message>" to stderr and returns `status`.
 int fail(int status, const std::string& message);

@@ -14,6 +14,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  model info [PATH] [--json]    describe a GGUF model (default: the configured model)\n"
     "  generate [OPTIONS]            generate text with a model (icamctl generate --help)\n"
+    "  run JOB.json | --task TEXT    run an agent job (icamctl run --help; docs/jobs.md)\n"
     "  config [--markdown]           show the effective configuration and where it came from\n"
     "  devices                       list CUDA devices\n"
     "\n"
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "model") return icam::ctl::cmd_model(*config, rest);
   if (command == "generate") return icam::ctl::cmd_generate(*config, rest);
+  if (command == "run") return icam::ctl::cmd_run(*config, rest);
   if (command == "config") return icam::ctl::cmd_config(*config, rest);
   if (command == "devices") return icam::ctl::cmd_devices(*config, rest);
   std::fputs(kUsage, stderr);

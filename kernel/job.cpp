@@ -1,0 +1,142 @@
+#include "kernel/job.h"
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "sched/sequence.h"
+
+namespace icam::kernel {
+namespace {
+
+using nlohmann::json;
+
+Error bad(std::string_view source, std::string_view path, std::string_view what) {
+  return make_error(Errc::invalid_argument, source, ": ", path, ": ", what);
+}
+
+Result<std::string> get_string(const json& v, std::string_view source, std::string_view path,
+                               bool allow_empty, size_t max_bytes) {
+  if (!v.is_string()) return bad(source, path, "expected a string");
+  std::string s = v.get<std::string>();
+  if (!allow_empty && s.empty()) return bad(source, path, "expected a non-empty string");
+  if (s.size() > max_bytes)
+    return bad(source, path, str_cat("string longer than ", max_bytes, " bytes"));
+  return s;
+}
+
+// An integer in [min, max]; `what` is the message for anything else.
+Result<int64_t> get_int(const json& v, std::string_view source, std::string_view path, int64_t min,
+                        int64_t max, std::string_view what) {
+  if (!v.is_number_integer()) return bad(source, path, what);
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max))
+    return bad(source, path, what);
+  const int64_t n = v.get<int64_t>();
+  if (n < min || n > max) return bad(source, path, what);
+  return n;
+}
+
+}  // namespace
+
+bool is_known_tool(std::string_view name) {
+  return name == kToolProcExit;
+}
+
+Result<JobSpec> job_from_json(const json& j, std::string_view source) {
+  if (!j.is_object()) return bad(source, "/", "expected an object");
+  JobSpec job;
+  bool have_task = false;
+  for (const auto& [key, v] : j.items()) {
+    const std::string path = "/" + key;
+    if (key == "name") {
+      job.name = ICAM_TRY(get_string(v, source, path, false, 128));
+    } else if (key == "system") {
+      job.system = ICAM_TRY(get_string(v, source, path, true, 1 << 20));
+    } else if (key == "task") {
+      job.task = ICAM_TRY(get_string(v, source, path, false, 1 << 20));
+      have_task = true;
+    } else if (key == "model") {
+      job.model = ICAM_TRY(get_string(v, source, path, true, 4096));
+    } else if (key == "sampling") {
+      auto s = llm::sampling_params_from_json(v);
+      if (!s.ok()) return bad(source, path, s.error().message());
+      job.sampling = std::move(*s);
+    } else if (key == "priority") {
+      job.priority = static_cast<int>(
+          ICAM_TRY(get_int(v, source, path, sched::kMinPriority, sched::kMaxPriority,
+                           "expected an integer from 1 to 100")));
+    } else if (key == "budgets") {
+      if (!v.is_object()) return bad(source, path, "expected an object");
+      for (const auto& [bkey, b] : v.items()) {
+        const std::string bpath = path + "/" + bkey;
+        if (bkey == "tokens") {
+          job.budgets.tokens =
+              ICAM_TRY(get_int(b, source, bpath, 1, INT64_MAX, "expected a positive integer"));
+        } else if (bkey == "wall_seconds") {
+          if (!b.is_number() || !std::isfinite(b.get<double>()) || b.get<double>() <= 0)
+            return bad(source, bpath, "expected a positive number");
+          job.budgets.wall_seconds = b.get<double>();
+        } else if (bkey == "syscalls") {
+          job.budgets.syscalls =
+              ICAM_TRY(get_int(b, source, bpath, 0, INT64_MAX, "expected a non-negative integer"));
+        } else {
+          return bad(source, bpath, "unknown key");
+        }
+      }
+    } else if (key == "tools") {
+      if (!v.is_array()) return bad(source, path, "expected an array of tool names");
+      std::set<std::string> seen;
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string tpath = str_cat(path, "/", i);
+        std::string name = ICAM_TRY(get_string(v[i], source, tpath, false, 256));
+        if (!is_known_tool(name))
+          return bad(source, tpath, str_cat("unknown tool '", name, "' (known: proc.exit)"));
+        if (!seen.insert(name).second)
+          return bad(source, tpath, str_cat("tool '", name, "' listed twice"));
+        job.tools.push_back(std::move(name));
+      }
+    } else {
+      return bad(source, path, "unknown key");
+    }
+  }
+  if (!have_task) return bad(source, "/task", "missing (the task for the agent is required)");
+  return job;
+}
+
+Result<JobSpec> parse_job(std::string_view text, std::string_view source) {
+  // nlohmann reports the position of a syntax error only through its exception; it is caught
+  // here and turned into an error value.
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    return make_error(Errc::invalid_argument, source, ": malformed JSON: ", e.what());
+  }
+  return job_from_json(j, source);
+}
+
+Result<JobSpec> load_job_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(Errc::not_found, path, ": cannot open the job file");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return make_error(Errc::io, path, ": read failed");
+  return parse_job(text, path);
+}
+
+nlohmann::json to_json(const JobSpec& job) {
+  return json{{"name", job.name},
+              {"system", job.system},
+              {"task", job.task},
+              {"model", job.model},
+              {"sampling", llm::to_json(job.sampling)},
+              {"priority", job.priority},
+              {"budgets",
+               {{"tokens", job.budgets.tokens},
+                {"wall_seconds", job.budgets.wall_seconds},
+                {"syscalls", job.budgets.syscalls}}},
+              {"tools", job.tools}};
+}
+
+}  // namespace icam::kernel

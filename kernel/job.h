@@ -1,0 +1,53 @@
+// A job description: what `icamctl run JOB.json` (and later the daemon's spawn call) asks the
+// kernel to run as one agent process. The format is documented in docs/jobs.md.
+//
+// Parsing is strict: unknown keys are rejected, and every error names the source and the JSON
+// path of the offending value, e.g. "job.json: /budgets/tokens: expected a positive integer".
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "drivers/llm/sampling/sampling_params.h"
+
+namespace icam::kernel {
+
+// Resource limits of one process. Exceeding any of them ends the process with the matching exit
+// reason (see process.h).
+struct Budgets {
+  int64_t tokens = 4096;      // generated tokens, all turns together; >= 1
+  double wall_seconds = 600;  // wall-clock seconds from spawn to exit; > 0
+  int64_t syscalls = 64;      // tool calls made (proc.exit excepted); >= 0
+};
+
+// The tools a job may name in "tools". Only proc.exit exists for now; the syscall table (L4)
+// will replace this list.
+inline constexpr std::string_view kToolProcExit = "proc.exit";
+bool is_known_tool(std::string_view name);
+
+struct JobSpec {
+  std::string name = "job";      // a label for people; 1..128 bytes
+  std::string system;            // system message; the tool instructions are appended to it
+  std::string task;              // the user message; required, non-empty
+  std::string model;             // GGUF path; empty = the kernel's model
+  llm::SamplingParams sampling;  // validated
+  int priority = 10;             // 1..100 (sched::kMinPriority..kMaxPriority)
+  Budgets budgets;
+  std::vector<std::string> tools;  // each is_known_tool(); no duplicates
+};
+
+// Parses a job from a JSON value. `source` prefixes every error (a file name, or "job").
+Result<JobSpec> job_from_json(const nlohmann::json& json, std::string_view source = "job");
+// Parses JSON text; malformed JSON is an error naming `source` and the parser's message.
+Result<JobSpec> parse_job(std::string_view text, std::string_view source = "job");
+// Reads and parses a file; the error names the file.
+Result<JobSpec> load_job_file(const std::string& path);
+
+// The job as JSON in the documented format (every field written).
+nlohmann::json to_json(const JobSpec& job);
+
+}  // namespace icam::kernel

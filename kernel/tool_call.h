@@ -1,0 +1,85 @@
+// Tool calls: how an agent asks the kernel to do something, and how the answer goes back.
+//
+// Syntax (documented in docs/jobs.md and explained to the model by tool_instructions()): the model
+// writes one line
+//
+//   <tool_call>{"name": "proc.exit", "arguments": {"answer": "..."}}</tool_call>
+//
+// The scheduler stops the turn at "</tool_call>" (a stop string, so the closing tag is not part of
+// the turn's text) and pauses the sequence. The kernel takes the text after the last
+// "<tool_call>" of the turn, parses it, and either ends the process (proc.exit) or answers with a
+// tool message — the result, or a structured error {"error": "..."} — appended to the context
+// before the turn resumes.
+//
+// Hand-off to the syscall layer: every call except the built-in proc.exit goes to a
+// SyscallHandler. The syscall table (L4) will implement that interface; until then the kernel's
+// handler knows no syscalls, so every other name is answered with an "unknown tool" error.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "kernel/process.h"
+
+namespace icam::kernel {
+
+inline constexpr std::string_view kToolCallOpen = "<tool_call>";
+inline constexpr std::string_view kToolCallClose = "</tool_call>";
+
+struct ToolCall {
+  std::string name;
+  nlohmann::json arguments;  // always an object
+};
+
+// Parses the JSON between the tags. Errors (invalid_argument): malformed JSON, not an object,
+// "/name" missing or not a non-empty string, "/arguments" missing or not an object, another key.
+Result<ToolCall> parse_tool_call(std::string_view body);
+
+// Finds the call in a turn's text (which ends where "</tool_call>" began) and parses it. An error
+// when the turn holds no "<tool_call>".
+Result<ToolCall> extract_tool_call(std::string_view turn_text);
+
+// Serves tool calls other than proc.exit. Contract: returns the result text given back to the
+// model, or an error whose message is given back to the model as {"error": message}. Must not
+// change `process` except its accounting. Called on the engine thread; must not block for long
+// (asynchronous drivers come with the syscall layer).
+class SyscallHandler {
+ public:
+  virtual ~SyscallHandler() = default;
+  virtual Result<std::string> call(Process& process, const std::string& name,
+                                   const nlohmann::json& arguments) = 0;
+};
+
+// The handler used when none is given: every name is an unknown tool.
+class NoSyscalls : public SyscallHandler {
+ public:
+  Result<std::string> call(Process& process, const std::string& name,
+                           const nlohmann::json& arguments) override;
+};
+
+// What the agent loop does after a tool call.
+struct ToolOutcome {
+  enum class Kind {
+    exit,    // the process exits with `text` as its answer (proc.exit)
+    resume,  // `text` is appended as a tool message and the turn resumes
+    budget,  // the syscall budget ran out; the process exits with budget_syscalls
+  };
+  Kind kind = Kind::resume;
+  std::string text;
+};
+
+// Parses and serves the tool call ending `turn_text` on behalf of `process`: counts it in
+// process.accounting.syscalls, enforces the syscall budget (proc.exit is always allowed, so a
+// process can always exit), runs proc.exit itself and everything else through `handler`.
+// Malformed calls, calls to tools the job did not list, and handler errors become resume
+// outcomes whose text is a JSON object {"error": "..."}.
+ToolOutcome execute_tool_call(Process& process, std::string_view turn_text,
+                              SyscallHandler& handler);
+
+// The paragraph appended to the system message that tells the model how to call `tools`.
+std::string tool_instructions(const std::vector<std::string>& tools);
+
+}  // namespace icam::kernel

@@ -1,0 +1,300 @@
+// The agent loop on tiny generated models: processes complete, budgets end them with the right
+// reason, many share one scheduler (with the same answers as when run alone), and the tool-call
+// path (pause on "</tool_call>", parse, answer, resume) runs end to end with scripted model text.
+#include "kernel/agent_loop.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <string>
+
+#include "kernel/embedded_kernel.h"
+#include "tests/drivers/llm/engine/tiny_model.h"
+
+namespace icam::kernel {
+namespace {
+
+EmbeddedOptions tiny_options() {
+  EmbeddedOptions o;
+  o.model_path = llm::testing::tiny_model_file(llm::testing::tiny_spec("llama"));
+  o.threads = 1;
+  o.kv_pool_bytes = 4u << 20;
+  return o;
+}
+
+JobSpec tiny_job(std::string task, int turn_tokens, int64_t token_budget) {
+  JobSpec job;
+  job.name = "tiny";
+  job.task = std::move(task);
+  job.sampling.max_tokens = turn_tokens;
+  job.budgets.tokens = token_budget;
+  return job;
+}
+
+TEST(AgentLoopTest, ProcessCompletesWithItsText) {
+  auto k = EmbeddedKernel::create(tiny_options());
+  ASSERT_TRUE(k.ok()) << k.error().message();
+  auto pid = (*k)->spawn(tiny_job("hello there", 12, 100));
+  ASSERT_TRUE(pid.ok()) << pid.error().message();
+  const Process* p = (*k)->process(*pid);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->state, ProcessState::ready);
+  EXPECT_EQ(p->owner_uid, static_cast<uint32_t>(getuid()));
+
+  std::string streamed;
+  int exits = 0;
+  AgentCallbacks cb;
+  cb.on_text = [&](Pid id, std::string_view text) {
+    EXPECT_EQ(id, *pid);
+    streamed += text;
+  };
+  cb.on_exit = [&](const Process& done) {
+    EXPECT_EQ(done.pid, *pid);
+    ++exits;
+  };
+  ASSERT_TRUE((*k)->run_until_idle(cb).ok());
+  EXPECT_EQ(exits, 1);
+  EXPECT_EQ(p->state, ProcessState::exited);
+  ASSERT_TRUE(p->exit.has_value());
+  EXPECT_EQ(p->exit->reason, ExitReason::completed);
+  EXPECT_GE(p->accounting.generated_tokens, 1);
+  EXPECT_LE(p->accounting.generated_tokens, 12);
+  EXPECT_GT(p->accounting.prompt_tokens, 0);
+  EXPECT_EQ(p->accounting.turns, 1);
+  // The answer is the turn's text, trimmed.
+  EXPECT_NE(streamed.find(p->exit->answer), std::string::npos);
+  EXPECT_GT(p->accounting.state_seconds[static_cast<size_t>(ProcessState::running)], 0);
+  // Its sequence was released, so the pool is whole again.
+  EXPECT_TRUE((*k)->scheduler().sequences().empty());
+  EXPECT_EQ(to_json(*p)["exit"]["reason"], "completed");
+}
+
+TEST(AgentLoopTest, TokenBudgetEndsTheProcess) {
+  auto k = EmbeddedKernel::create(tiny_options());
+  ASSERT_TRUE(k.ok()) << k.error().message();
+  JobSpec job = tiny_job("count", 256, 5);
+  job.sampling.stop_tokens = {};  // nothing else ends it early but end of generation
+  auto pid = (*k)->spawn(job);
+  ASSERT_TRUE(pid.ok()) << pid.error().message();
+  ASSERT_TRUE((*k)->run_until_idle().ok());
+  const Process* p = (*k)->process(*pid);
+  ASSERT_TRUE(p->exit.has_value());
+  // The tiny model may end its turn early by sampling </s>; with this prompt and greedy sampling
+  // it does not, so the budget must be what ended it.
+  EXPECT_EQ(p->exit->reason, ExitReason::budget_tokens);
+  EXPECT_EQ(p->accounting.generated_tokens, 5);
+}
+
+TEST(AgentLoopTest, WallClockBudgetEndsTheProcess) {
+  auto k = EmbeddedKernel::create(tiny_options());
+  ASSERT_TRUE(k.ok()) << k.error().message();
+  JobSpec job = tiny_job("slow", 64, 1000);
+  job.budgets.wall_seconds = 1e-9;
+  auto pid = (*k)->spawn(job);
+  ASSERT_TRUE(pid.ok());
+  ASSERT_TRUE((*k)->run_until_idle().ok());
+  const Process* p = (*k)->process(*pid);
+  ASSERT_TRUE(p->exit.has_value());
+  EXPECT_EQ(p->exit->reason, ExitReason::budget_time);
+  EXPECT_TRUE((*k)->scheduler().sequences().empty());
+}
+
+TEST(AgentLoopTest, CancelEndsALiveProcessOnce) {
+  auto k = EmbeddedKernel::create(tiny_options());
+  ASSERT_TRUE(k.ok());
+  auto pid = (*k)->spawn(tiny_job("stop me", 64, 1000));
+  ASSERT_TRUE(pid.ok());
+  ASSERT_TRUE((*k)->cancel(*pid).ok());
+  EXPECT_EQ((*k)->process(*pid)->exit->reason, ExitReason::cancelled);
+  EXPECT_FALSE((*k)->cancel(*pid).ok());
+  EXPECT_EQ((*k)->cancel(999).error().code(), Errc::not_found);
+  ASSERT_TRUE((*k)->run_until_idle().ok());
+}
+
+TEST(AgentLoopTest, AJobForAnotherModelIsRefused) {
+  auto k = EmbeddedKernel::create(tiny_options());
+  ASSERT_TRUE(k.ok());
+  JobSpec job = tiny_job("x", 4, 10);
+  job.model = "/elsewhere.gguf";
+  auto pid = (*k)->spawn(job);
+  ASSERT_FALSE(pid.ok());
+  EXPECT_EQ(pid.error().code(), Errc::unsupported);
+}
+
+TEST(AgentLoopTest, ManyProcessesShareOneSchedulerWithTheirSoloAnswers) {
+  const char* tasks[] = {"alpha", "beta gamma", "delta epsilon zeta", "eta", "theta iota"};
+  // Each job alone, for reference.
+  std::map<std::string, std::string> solo;
+  for (const char* t : tasks) {
+    auto k = EmbeddedKernel::create(tiny_options());
+    ASSERT_TRUE(k.ok());
+    auto pid = (*k)->spawn(tiny_job(t, 10, 100));
+    ASSERT_TRUE(pid.ok());
+    ASSERT_TRUE((*k)->run_until_idle().ok());
+    solo[t] = (*k)->process(*pid)->exit->answer;
+  }
+  auto k = EmbeddedKernel::create(tiny_options());
+  ASSERT_TRUE(k.ok());
+  std::map<Pid, std::string> task_of;
+  int priority = 1;
+  for (const char* t : tasks) {
+    JobSpec job = tiny_job(t, 10, 100);
+    job.priority = priority;
+    priority += 20;
+    auto pid = (*k)->spawn(job);
+    ASSERT_TRUE(pid.ok());
+    task_of[*pid] = t;
+  }
+  std::map<Pid, std::string> streamed;
+  AgentCallbacks cb;
+  cb.on_text = [&](Pid id, std::string_view text) { streamed[id] += text; };
+  ASSERT_TRUE((*k)->run_until_idle(cb).ok());
+  for (const auto& [pid, task] : task_of) {
+    const Process* p = (*k)->process(pid);
+    ASSERT_TRUE(p->exit.has_value()) << task;
+    EXPECT_EQ(p->exit->reason, ExitReason::completed) << task;
+    EXPECT_EQ(p->exit->answer, solo[task]) << task;
+    EXPECT_NE(streamed[pid].find(p->exit->answer), std::string::npos) << task;
+  }
+  // Continuous batching: they shared engine steps.
+  EXPECT_GE((*k)->scheduler().stats().max_batch_seen, 2);
+}
+
+// Stands between the scheduler and the agent loop and replaces what the tiny model says: each
+// time a turn ends on its max_tokens, it delivers the next scripted text as if the model had
+// written it, followed by a pause on the "</tool_call>" stop string. The sequence really is paused
+// (on max_tokens), so the loop's resume runs for real.
+class ScriptedModel : public sched::SchedulerEvents {
+ public:
+  ScriptedModel(AgentLoop& loop, std::deque<std::string> script)
+      : loop_(loop), script_(std::move(script)) {}
+  void on_token(sched::SequenceId id, const llm::SampleResult& s, std::string_view text) override {
+    loop_.on_token(id, s, text);
+  }
+  void on_pause(sched::SequenceId id, sched::FinishReason reason) override {
+    if (reason != sched::FinishReason::max_tokens || script_.empty()) {
+      loop_.on_pause(id, reason);
+      return;
+    }
+    const std::string text = script_.front();
+    script_.pop_front();
+    ++injected;
+    loop_.on_token(id, llm::SampleResult{}, text);
+    loop_.on_pause(id, sched::FinishReason::stop_string);
+  }
+  void on_finish(sched::SequenceId id, sched::FinishReason reason) override {
+    loop_.on_finish(id, reason);
+  }
+  int injected = 0;
+
+ private:
+  AgentLoop& loop_;
+  std::deque<std::string> script_;
+};
+
+// The loop's parts built by hand, so the scripted events sit between scheduler and loop.
+struct ScriptedRig {
+  std::unique_ptr<llm::Model> model;
+  std::unique_ptr<llm::CpuBackend> backend;
+  std::unique_ptr<AgentLoop> loop;
+  std::unique_ptr<ScriptedModel> script;
+  std::unique_ptr<sched::Scheduler> scheduler;
+
+  static Result<ScriptedRig> make(std::deque<std::string> lines, SyscallHandler* handler) {
+    ScriptedRig r;
+    // Tool instructions and tool messages are long in the tiny vocabulary's byte tokens.
+    llm::testing::TinySpec spec = llm::testing::tiny_spec("llama");
+    spec.context_length = 2048;
+    r.model = ICAM_TRY(llm::Model::load(llm::testing::tiny_model_file(spec)));
+    r.backend = ICAM_TRY(llm::CpuBackend::create(r.model->config(), r.model->weights(),
+                                                 llm::KvPoolOptions{4u << 20, 16}, 1));
+    r.loop = std::make_unique<AgentLoop>(r.model->tokenizer(), r.model->chat_family(), handler);
+    r.script = std::make_unique<ScriptedModel>(*r.loop, std::move(lines));
+    auto policy = ICAM_TRY(sched::make_policy({}));
+    r.scheduler = ICAM_TRY(sched::Scheduler::create(*r.backend, r.model->tokenizer(),
+                                                    std::move(policy), r.script.get()));
+    r.loop->attach(*r.scheduler);
+    return r;
+  }
+  Status run() {
+    while (scheduler->has_work()) ICAM_TRY(scheduler->step());
+    return ok_status();
+  }
+};
+
+class CountingSyscalls : public SyscallHandler {
+ public:
+  Result<std::string> call(Process&, const std::string& name, const nlohmann::json&) override {
+    ++calls;
+    return make_error(Errc::not_found, "unknown tool '", name, "'");
+  }
+  int calls = 0;
+};
+
+TEST(AgentLoopTest, ToolCallsPauseParseAnswerAndResume) {
+  CountingSyscalls handler;
+  auto rig = ScriptedRig::make(
+      {
+          "<tool_call>{\"name\": \"fs.read\", \"arguments\": {}}",  // unknown tool
+          "<tool_call>{\"name\": \"proc.exit\", \"argu",            // malformed JSON
+          "<tool_call>{\"name\": \"proc.exit\"}",                   // missing arguments
+          "done. <tool_call>{\"name\": \"proc.exit\", \"arguments\": {\"answer\": \"Paris\"}}",
+      },
+      &handler);
+  ASSERT_TRUE(rig.ok()) << rig.error().message();
+  JobSpec job = tiny_job("capital?", 3, 1000);
+  job.tools = {"proc.exit"};
+  std::string streamed;
+  AgentCallbacks cb;
+  cb.on_text = [&](Pid, std::string_view text) { streamed += text; };
+  rig->loop->set_callbacks(cb);
+  auto pid = rig->loop->spawn(job);
+  ASSERT_TRUE(pid.ok()) << pid.error().message();
+  const int64_t first_prompt = rig->loop->process(*pid)->accounting.prompt_tokens;
+  ASSERT_TRUE(rig->run().ok());
+
+  const Process* p = rig->loop->process(*pid);
+  ASSERT_TRUE(p->exit.has_value());
+  EXPECT_EQ(p->exit->reason, ExitReason::completed);
+  EXPECT_EQ(p->exit->answer, "Paris");
+  EXPECT_EQ(rig->script->injected, 4);
+  EXPECT_EQ(p->accounting.turns, 4);                     // three tool answers resumed the process
+  EXPECT_EQ(p->accounting.syscalls, 4);                  // every call counts, proc.exit included
+  EXPECT_GT(p->accounting.prompt_tokens, first_prompt);  // tool messages were appended
+  EXPECT_EQ(handler.calls, 0);  // fs.read is not in the job's tools: the kernel refused it
+  EXPECT_GT(p->accounting.state_seconds[static_cast<size_t>(ProcessState::blocked)], 0);
+  EXPECT_NE(streamed.find("</tool_call>"), std::string::npos);
+  EXPECT_TRUE(rig->scheduler->sequences().empty());
+}
+
+TEST(AgentLoopTest, SyscallBudgetEndsTheProcess) {
+  auto rig = ScriptedRig::make({"<tool_call>{}", "<tool_call>{}", "<tool_call>{}"}, nullptr);
+  ASSERT_TRUE(rig.ok()) << rig.error().message();
+  JobSpec job = tiny_job("loop", 2, 1000);
+  job.budgets.syscalls = 2;
+  auto pid = rig->loop->spawn(job);
+  ASSERT_TRUE(pid.ok());
+  ASSERT_TRUE(rig->run().ok());
+  const Process* p = rig->loop->process(*pid);
+  ASSERT_TRUE(p->exit.has_value());
+  EXPECT_EQ(p->exit->reason, ExitReason::budget_syscalls) << p->exit->error;
+  EXPECT_EQ(p->accounting.syscalls, 3);
+  EXPECT_EQ(p->accounting.turns, 3);
+}
+
+TEST(AgentLoopTest, TokenBudgetAlsoBindsAcrossToolTurns) {
+  // Each turn is 3 tokens plus the injected one; a budget of 6 runs out in the second turn.
+  auto rig = ScriptedRig::make({"<tool_call>{}", "<tool_call>{}", "<tool_call>{}"}, nullptr);
+  ASSERT_TRUE(rig.ok()) << rig.error().message();
+  auto pid = rig->loop->spawn(tiny_job("spend", 3, 6));
+  ASSERT_TRUE(pid.ok());
+  ASSERT_TRUE(rig->run().ok());
+  const Process* p = rig->loop->process(*pid);
+  ASSERT_TRUE(p->exit.has_value());
+  EXPECT_EQ(p->exit->reason, ExitReason::budget_tokens);
+  EXPECT_LE(p->accounting.generated_tokens, 7);
+}
+
+}  // namespace
+}  // namespace icam::kernel
