@@ -1,22 +1,13 @@
-// Why a sequence's turn ended. The scheduler's own list: the engine's generate() has no `error`,
-// because it returns errors instead of finishing a sequence with one.
+// Why a sequence's turn ended, and which reasons end a turn normally.
 #pragma once
 
-#include <string_view>
+#include "drivers/llm/engine/finish_reason.h"
 
 namespace icam::sched {
 
-enum class FinishReason {
-  end_of_generation,  // an end-of-generation token (EOS, end of turn) was sampled
-  stop_string,        // the output completed one of the sampling params' stop strings
-  stop_token,         // one of the sampling params' stop tokens was sampled
-  max_tokens,         // the turn produced sampling.max_tokens tokens
-  context_full,       // the next token would not fit the model's context or the whole KV pool
-  cancelled,          // cancel() was called
-  error,              // sampling failed or the engine refused the step; see SequenceInfo::error
-};
-
-std::string_view finish_reason_name(FinishReason reason);
+// The engine's list (drivers/llm/engine/finish_reason.h), under the scheduler's namespace.
+using FinishReason = llm::FinishReason;
+using llm::finish_reason_name;
 
 // True for the reasons that end a turn normally, after which a sequence submitted with
 // OnStop::pause waits for resume() instead of finishing.

@@ -137,17 +137,14 @@ int cmd_generate(const Config& config, const std::vector<std::string>& argv) {
   action.sa_handler = on_sigint;
   sigaction(SIGINT, &action, nullptr);
 
-  const int logprobs = sampling->logprobs;
-  size_t reported = 0;
   auto result = llm::generate(**backend, m.tokenizer(), request, [&](std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
     return !g_interrupted.load();
   });
   if (!result.ok()) return fail(kExitFailure, result.error().message());
-  if (logprobs > 0) {
-    for (; reported < result->samples.size(); ++reported) {
-      const auto& s = result->samples[reported];
+  if (sampling->logprobs > 0) {
+    for (const llm::SampleResult& s : result->samples) {
       nlohmann::json line = {{"token", s.token},
                              {"piece", m.tokenizer().token_piece(s.token)},
                              {"logprob", s.logprob}};

@@ -1,4 +1,3 @@
-#include <cstdio>
 #include <iostream>
 
 #include "drivers/llm/gguf/gguf.h"
@@ -7,11 +6,6 @@
 #include "kernel/ctl/commands.h"
 
 namespace icam::ctl {
-
-int fail(int status, const std::string& message) {
-  std::fprintf(stderr, "icamctl: %s\n", message.c_str());
-  return status;
-}
 
 int cmd_model(const Config& config, const std::vector<std::string>& argv) {
   static const std::vector<OptionSpec> specs = {

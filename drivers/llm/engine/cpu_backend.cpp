@@ -96,14 +96,14 @@ Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<floa
 
   // Flatten the batch into token rows and note which rows produce logits.
   rows_.clear();
-  std::vector<int64_t> logit_rows;
+  logit_rows_.clear();
   for (size_t s = 0; s < batch.size(); ++s) {
     const auto& step = batch[s];
     for (size_t t = 0; t < step.tokens.size(); ++t) {
       rows_.push_back({static_cast<int>(s), step.start_pos + static_cast<int32_t>(t)});
       const bool last = t + 1 == step.tokens.size();
       if (step.logits == LogitsWanted::all || (step.logits == LogitsWanted::last && last))
-        logit_rows.push_back(static_cast<int64_t>(rows_.size()) - 1);
+        logit_rows_.push_back(static_cast<int64_t>(rows_.size()) - 1);
     }
   }
   const int64_t n = static_cast<int64_t>(rows_.size());
@@ -210,12 +210,12 @@ Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<floa
   }
 
   // Final norm and the output projection, only for rows that want logits.
-  const int64_t m = static_cast<int64_t>(logit_rows.size());
+  const int64_t m = static_cast<int64_t>(logit_rows_.size());
   logits.resize(static_cast<size_t>(m) * c.n_vocab);
   if (m > 0) {
     grow(out_rows_, m * d);
     for (int64_t i = 0; i < m; ++i)
-      ops::rms_norm(x_.data() + logit_rows[i] * d, weights_.output_norm.f32(),
+      ops::rms_norm(x_.data() + logit_rows_[i] * d, weights_.output_norm.f32(),
                     out_rows_.data() + i * d, d, c.rms_eps);
     matmul(weights_.output, out_rows_.data(), m, logits.data());
   }

@@ -48,6 +48,7 @@ class CpuBackend final : public Backend {
 
   // Scratch, grown to the largest batch seen and reused.
   std::vector<TokenRow> rows_;
+  std::vector<int64_t> logit_rows_;  // rows of the step that produce logits
   std::vector<float> x_, h_, q_, k_, v_, attn_, o_, gate_, up_, out_rows_;
 };
 

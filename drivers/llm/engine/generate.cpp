@@ -8,24 +8,6 @@
 
 namespace icam::llm {
 
-std::string_view finish_reason_name(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::end_of_generation:
-      return "end_of_generation";
-    case FinishReason::stop_token:
-      return "stop_token";
-    case FinishReason::stop_string:
-      return "stop_string";
-    case FinishReason::max_tokens:
-      return "max_tokens";
-    case FinishReason::context_full:
-      return "context_full";
-    case FinishReason::cancelled:
-      return "cancelled";
-  }
-  return "?";
-}
-
 Result<GenerateResult> generate(Backend& backend, const Tokenizer& tokenizer,
                                 const GenerateRequest& request, const TextSink& sink) {
   using Clock = std::chrono::steady_clock;

@@ -9,21 +9,12 @@
 #include <vector>
 
 #include "drivers/llm/engine/backend.h"
+#include "drivers/llm/engine/finish_reason.h"
 #include "drivers/llm/sampling/sampler.h"
 #include "drivers/llm/sampling/sampling_params.h"
 #include "drivers/llm/tokenizer/tokenizer.h"
 
 namespace icam::llm {
-
-enum class FinishReason {
-  end_of_generation,
-  stop_token,
-  stop_string,
-  max_tokens,
-  context_full,
-  cancelled
-};
-std::string_view finish_reason_name(FinishReason reason);
 
 struct GenerateRequest {
   std::vector<int32_t> prompt;  // already tokenized, BOS included when wanted
