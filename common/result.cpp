@@ -22,6 +22,8 @@ std::string_view errc_name(Errc code) {
       return "permission_denied";
     case Errc::cancelled:
       return "cancelled";
+    case Errc::timed_out:
+      return "timed_out";
     case Errc::internal:
       return "internal";
   }

@@ -23,6 +23,7 @@ enum class Errc {
   unavailable,         // a device, a daemon or a registry that cannot be reached
   permission_denied,   // a capability or credential check failed
   cancelled,           // stopped on request
+  timed_out,           // a deadline passed before the thing waited for happened
   internal,            // a bug in icam
 };
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "common/utf8.h"
+
 namespace icam::kernel {
 namespace {
 
@@ -36,7 +38,7 @@ Result<std::string> AgentLoop::tool_message_text(llm::ChatFamily family,
   return rendered.substr(at + kMarker.size());
 }
 
-Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent) {
+Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint32_t> owner_uid) {
   if (!scheduler_) return make_error(Errc::internal, "agent loop: no scheduler attached");
   // Tools are explained only to jobs that list some: small models tend to recite instructions
   // they do not need. proc.exit is served either way (a process may always end itself).
@@ -44,6 +46,7 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent) {
   if (!job.tools.empty()) system += (system.empty() ? "" : "\n\n") + tool_instructions(job.tools);
   std::vector<llm::ChatMessage> messages;
   if (!system.empty()) messages.push_back({"system", system});
+  messages.insert(messages.end(), job.history.begin(), job.history.end());
   messages.push_back({"user", job.task});
   const std::string rendered =
       ICAM_TRY_CTX(llm::render_chat(family_, messages, true), "job '" + job.name + "'");
@@ -56,7 +59,7 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent) {
   p.pid = next_pid_;
   p.parent = parent;
   p.name = job.name;
-  p.owner_uid = static_cast<uint32_t>(getuid());
+  p.owner_uid = owner_uid.value_or(static_cast<uint32_t>(getuid()));
   p.priority = job.priority;
   p.budgets = job.budgets;
   p.tools = job.tools;
@@ -106,9 +109,13 @@ void AgentLoop::exit(Slot& s, ExitReason reason, std::string answer, std::string
   if (callbacks_.on_exit) callbacks_.on_exit(p);
 }
 
-void AgentLoop::on_token(sched::SequenceId id, const llm::SampleResult&, std::string_view text) {
+void AgentLoop::on_token(sched::SequenceId id, const llm::SampleResult&,
+                         std::string_view raw_text) {
   Slot* s = slot_for(id);
   if (!s) return;
+  // The scheduler's text never splits a character but may hold invalid bytes (byte-fallback
+  // tokens); what a process outputs is valid UTF-8.
+  const std::string text = sanitize_utf8(raw_text);
   Process& p = s->process;
   if (p.state == ProcessState::ready) p.set_state(ProcessState::running, Clock::now());
   ++p.accounting.generated_tokens;
@@ -227,6 +234,15 @@ void AgentLoop::check_wall_budgets(Clock::time_point now) {
 void AgentLoop::fail_all(const std::string& message) {
   for (auto& [pid, s] : slots_)
     if (!s.process.exit) exit(s, ExitReason::error, trim(s.turn_text), message);
+}
+
+Status AgentLoop::reap(Pid pid) {
+  auto it = slots_.find(pid);
+  if (it == slots_.end()) return make_error(Errc::not_found, "no process ", pid);
+  if (!it->second.process.exit)
+    return make_error(Errc::invalid_argument, "process ", pid, " has not exited");
+  slots_.erase(it);
+  return ok_status();
 }
 
 const Process* AgentLoop::process(Pid pid) const {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,9 +54,11 @@ class AgentLoop : public sched::SchedulerEvents {
   void attach(sched::Scheduler& scheduler) { scheduler_ = &scheduler; }
   void set_callbacks(AgentCallbacks callbacks) { callbacks_ = std::move(callbacks); }
 
-  // Creates a process for `job` and submits its first turn. Errors (nothing is created): the
+  // Creates a process for `job`, acting for `owner_uid` (default: this process's user), and
+  // submits its first turn. Errors (nothing is created): the
   // prompt cannot be rendered or encoded, or the scheduler refuses it (e.g. too long).
-  Result<Pid> spawn(const JobSpec& job, Pid parent = 0);
+  Result<Pid> spawn(const JobSpec& job, Pid parent = 0,
+                    std::optional<uint32_t> owner_uid = std::nullopt);
 
   // Ends a live process with ExitReason::cancelled. not_found for an unknown pid;
   // invalid_argument for one that already exited.
@@ -66,6 +69,10 @@ class AgentLoop : public sched::SchedulerEvents {
 
   // Ends every live process with ExitReason::error and `message` (after a failed engine step).
   void fail_all(const std::string& message);
+
+  // Forgets an exited process (its record is no longer needed: the daemon keeps its own copy).
+  // not_found for an unknown pid; invalid_argument for a live one.
+  Status reap(Pid pid);
 
   const Process* process(Pid pid) const;
   std::vector<Pid> pids() const;

@@ -57,6 +57,27 @@ Result<JobSpec> job_from_json(const json& j, std::string_view source) {
     } else if (key == "task") {
       job.task = ICAM_TRY(get_string(v, source, path, false, 1 << 20));
       have_task = true;
+    } else if (key == "history") {
+      if (!v.is_array()) return bad(source, path, "expected an array of messages");
+      if (v.size() > kMaxHistoryMessages)
+        return bad(source, path, str_cat("more than ", kMaxHistoryMessages, " messages"));
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string mpath = str_cat(path, "/", i);
+        const json& m = v[i];
+        if (!m.is_object() || m.size() != 2 || !m.contains("role") || !m.contains("content"))
+          return bad(source, mpath, "expected an object with exactly \"role\" and \"content\"");
+        std::string role = ICAM_TRY(get_string(m["role"], source, mpath + "/role", false, 16));
+        const char* expected = i % 2 == 0 ? "user" : "assistant";
+        if (role != expected)
+          return bad(source, mpath + "/role",
+                     str_cat("expected \"", expected,
+                             "\" (history alternates user and assistant, starting with user)"));
+        std::string content =
+            ICAM_TRY(get_string(m["content"], source, mpath + "/content", true, 1 << 20));
+        job.history.push_back({std::move(role), std::move(content)});
+      }
+      if (!job.history.empty() && job.history.back().role != "assistant")
+        return bad(source, path, "the last message must be the assistant's (the task follows it)");
     } else if (key == "model") {
       job.model = ICAM_TRY(get_string(v, source, path, true, 4096));
     } else if (key == "sampling") {
@@ -126,9 +147,12 @@ Result<JobSpec> load_job_file(const std::string& path) {
 }
 
 nlohmann::json to_json(const JobSpec& job) {
+  json history = json::array();
+  for (const auto& m : job.history) history.push_back({{"role", m.role}, {"content", m.content}});
   return json{{"name", job.name},
               {"system", job.system},
               {"task", job.task},
+              {"history", std::move(history)},
               {"model", job.model},
               {"sampling", llm::to_json(job.sampling)},
               {"priority", job.priority},

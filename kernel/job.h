@@ -13,6 +13,7 @@
 
 #include "common/result.h"
 #include "drivers/llm/sampling/sampling_params.h"
+#include "drivers/llm/tokenizer/chat_template.h"
 
 namespace icam::kernel {
 
@@ -33,12 +34,18 @@ struct JobSpec {
   std::string name = "job";      // a label for people; 1..128 bytes
   std::string system;            // system message; the tool instructions are appended to it
   std::string task;              // the user message; required, non-empty
+  // Earlier turns of a conversation, rendered between the system message and the task: each a
+  // "user" or "assistant" message, alternating and starting with "user" (icamsh sends the
+  // conversation so far this way). At most kMaxHistoryMessages.
+  std::vector<llm::ChatMessage> history;
   std::string model;             // GGUF path; empty = the kernel's model
   llm::SamplingParams sampling;  // validated
   int priority = 10;             // 1..100 (sched::kMinPriority..kMaxPriority)
   Budgets budgets;
   std::vector<std::string> tools;  // each is_known_tool(); no duplicates
 };
+
+inline constexpr size_t kMaxHistoryMessages = 256;
 
 // Parses a job from a JSON value. `source` prefixes every error (a file name, or "job").
 Result<JobSpec> job_from_json(const nlohmann::json& json, std::string_view source = "job");

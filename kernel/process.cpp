@@ -52,10 +52,17 @@ void Process::set_state(ProcessState next, std::chrono::steady_clock::time_point
 }
 
 nlohmann::json to_json(const Process& p) {
+  // A live process has also spent the time since its last change in its current state.
+  std::array<double, kProcessStateCount> state_seconds = p.accounting.state_seconds;
+  if (p.state != ProcessState::exited)
+    state_seconds[static_cast<size_t>(p.state)] +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - p.state_since).count();
   nlohmann::json seconds = nlohmann::json::object();
-  for (size_t i = 0; i < kProcessStateCount; ++i)
-    seconds[std::string(process_state_name(static_cast<ProcessState>(i)))] =
-        p.accounting.state_seconds[i];
+  double wall = 0;
+  for (size_t i = 0; i < kProcessStateCount; ++i) {
+    seconds[std::string(process_state_name(static_cast<ProcessState>(i)))] = state_seconds[i];
+    wall += state_seconds[i];
+  }
   nlohmann::json j = {
       {"pid", p.pid},
       {"parent", p.parent},
@@ -75,7 +82,8 @@ nlohmann::json to_json(const Process& p) {
         {"generated_tokens", p.accounting.generated_tokens},
         {"syscalls", p.accounting.syscalls},
         {"turns", p.accounting.turns},
-        {"state_seconds", seconds}}},
+        {"state_seconds", seconds},
+        {"wall_seconds", wall}}},
   };
   if (p.exit) {
     j["exit"] = {{"reason", exit_reason_name(p.exit->reason)}, {"answer", p.exit->answer}};

@@ -1,6 +1,7 @@
-// icamctl run: runs one agent job to completion. For now the kernel runs embedded in icamctl
-// (model, scheduler and agent loop in this process); once the daemon exists, run will send the
-// job over its socket instead and stream the same output.
+// icamctl run: runs one agent job to completion. When a daemon answers on the socket the job is
+// sent to it (proc.run) and its output streamed back (proc.logs with follow); otherwise, or with
+// --embedded, the kernel runs inside icamctl (model, scheduler and agent loop in this process).
+// Either way the output, the summary line and the exit status are the same.
 #include <signal.h>
 
 #include <atomic>
@@ -10,16 +11,15 @@
 
 #include "kernel/ctl/args.h"
 #include "kernel/ctl/commands.h"
-#include "kernel/embedded_kernel.h"
+#include "kernel/ctl/daemon_commands.h"
 #include "kernel/job.h"
+#include "kernel/kernel.h"
 
 namespace icam::ctl {
 namespace {
 
 using kernel::ExitReason;
-
-// Exit status of `run` when a budget ran out.
-constexpr int kExitBudget = 3;
+using nlohmann::json;
 
 std::atomic<bool> g_interrupted{false};
 void on_sigint(int) {
@@ -35,6 +35,9 @@ const std::vector<OptionSpec>& run_specs() {
       {"model", "m", true, false, "GGUF model path (default: the job's, or the configured model)"},
       {"threads", "", true, false, "worker threads (default: configured, 0 = all cores)"},
       {"json", "", false, false, "print the final process record as JSON to stdout"},
+      {"embedded", "", false, false, "run in this process even when a daemon is running"},
+      {"detach", "d", false, false, "with a daemon: print the pid and return at once"},
+      {"socket", "", true, false, "daemon socket (default: configured socket)"},
       {"help", "h", false, false, "show this help"},
   };
   return specs;
@@ -49,7 +52,7 @@ int exit_status(ExitReason reason) {
     case ExitReason::budget_syscalls:
       return kExitBudget;
     case ExitReason::cancelled:
-      return 130;
+      return kExitInterrupted;
     case ExitReason::error:
       return kExitFailure;
   }
@@ -80,6 +83,54 @@ Result<kernel::JobSpec> job_from_args(const Args& args) {
   return job;
 }
 
+// Runs the job on the daemon behind `c`: the same output and exit status as an embedded run.
+int run_on_daemon(client::DaemonClient& c, const Config& config, const std::string& socket,
+                  const kernel::JobSpec& job, bool as_json, bool detach) {
+  auto spawned = c.call("proc.run", {{"job", kernel::to_json(job)}});
+  if (!spawned.ok()) return fail_with(spawned.error());
+  const uint64_t pid = (*spawned)["pid"].get<uint64_t>();
+  if (detach) {
+    std::cout << pid << "\n";
+    return kExitOk;
+  }
+  g_interrupted.store(false);
+  struct sigaction action {};
+  action.sa_handler = on_sigint;
+  sigaction(SIGINT, &action, nullptr);
+  c.set_interrupt(&g_interrupted);
+  auto followed = c.call_streaming(
+      "proc.logs", {{"pid", pid}, {"follow", true}},
+      [as_json](const std::string& method, const json& params) {
+        if (as_json || method != "proc.output") return;
+        const std::string text = params.value("text", "");
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+      });
+  json record;
+  if (followed.ok()) {
+    record = (*followed)["process"];
+  } else if (followed.error().code() == Errc::cancelled) {
+    // Ctrl-C: the process is ours to stop. The interrupted connection is closed; use a new one.
+    auto again = connect_daemon(config, socket);
+    if (!again.ok()) return fail_with(again.error());
+    auto killed = again->call("proc.kill", {{"pid", pid}});
+    if (!killed.ok() && killed.error().code() != Errc::invalid_argument)
+      return fail_with(killed.error());
+    auto waited = again->call("proc.wait", {{"pid", pid}});
+    if (!waited.ok()) return fail_with(waited.error());
+    record = (*waited)["process"];
+  } else {
+    return fail_with(followed.error());
+  }
+  if (as_json) {
+    std::cout << record.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  } else {
+    std::fputs("\n", stdout);
+  }
+  std::fprintf(stderr, "%s\n", summary_line(record).c_str());
+  return exit_status_for(record);
+}
+
 }  // namespace
 
 int cmd_run(const Config& config, const std::vector<std::string>& argv) {
@@ -88,10 +139,11 @@ int cmd_run(const Config& config, const std::vector<std::string>& argv) {
   if (args->has("help")) {
     std::cout << "usage: icamctl run JOB.json [OPTIONS]\n"
               << "       icamctl run --task TEXT [--system TEXT] [OPTIONS]\n\n"
-              << "Runs one agent process (embedded kernel) and streams its text to stdout; a\n"
-              << "summary line goes to stderr. See docs/jobs.md.\n"
+              << "Runs one agent process and streams its text to stdout; a summary line goes to\n"
+              << "stderr. The job runs on the daemon when one is running, else in this process.\n"
+              << "See docs/jobs.md.\n"
               << "exit status: 0 completed, 1 error, 2 bad command line or job, 3 a budget ran "
-                 "out\n\n"
+                 "out,\n5 --detach without a daemon, 130 interrupted (the process is killed)\n\n"
               << usage_lines(run_specs());
     return kExitOk;
   }
@@ -100,12 +152,21 @@ int cmd_run(const Config& config, const std::vector<std::string>& argv) {
   auto threads = args->get_int("threads", config.threads, 0, 1024);
   if (!threads.ok()) return fail(kExitUsage, threads.error().message());
   const bool as_json = args->has("json");
+  const std::string socket = args->get("socket").value_or("");
 
-  kernel::EmbeddedOptions options;
+  if (!args->has("embedded")) {
+    auto c = connect_daemon(config, socket);
+    if (c.ok()) return run_on_daemon(*c, config, socket, *job, as_json, args->has("detach"));
+    // No daemon: run embedded. Any other failure (permissions, versions) is reported.
+    if (c.error().code() != Errc::unavailable) return fail_with(c.error());
+  }
+  if (args->has("detach")) return fail(kExitNoDaemon, "--detach needs a running daemon");
+
+  kernel::KernelOptions options;
   options.model_path = job->model.empty() ? config.model : job->model;
   options.threads = static_cast<int>(*threads);
   options.kv_pool_bytes = config.kv_pool_bytes;
-  auto kernel = kernel::EmbeddedKernel::create(options);
+  auto kernel = kernel::Kernel::create(options);
   if (!kernel.ok()) return fail(kExitFailure, kernel.error().message());
   auto pid = (*kernel)->spawn(*job);
   if (!pid.ok()) return fail(kExitFailure, pid.error().message());
@@ -133,19 +194,7 @@ int cmd_run(const Config& config, const std::vector<std::string>& argv) {
   } else {
     std::fputs("\n", stdout);
   }
-  const double running =
-      p->accounting.state_seconds[static_cast<size_t>(kernel::ProcessState::running)];
-  const double tps =
-      running > 0 ? static_cast<double>(p->accounting.generated_tokens) / running : 0;
-  std::fprintf(stderr,
-               "pid %llu (%s): exit %s | prompt %lld tokens, generated %lld tokens, %.1f tokens/s "
-               "| %d turns, %lld syscalls | %.2f s\n",
-               static_cast<unsigned long long>(p->pid), p->name.c_str(),
-               std::string(kernel::exit_reason_name(p->exit->reason)).c_str(),
-               static_cast<long long>(p->accounting.prompt_tokens),
-               static_cast<long long>(p->accounting.generated_tokens), tps, p->accounting.turns,
-               static_cast<long long>(p->accounting.syscalls), p->accounting.wall_seconds());
-  if (!p->exit->error.empty()) std::fprintf(stderr, "icamctl: %s\n", p->exit->error.c_str());
+  std::fprintf(stderr, "%s\n", summary_line(kernel::to_json(*p)).c_str());
   if (!ran.ok()) return fail(kExitFailure, ran.error().message());
   return exit_status(p->exit->reason);
 }

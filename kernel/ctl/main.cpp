@@ -5,6 +5,7 @@
 
 #include "common/config.h"
 #include "kernel/ctl/commands.h"
+#include "kernel/ctl/daemon_commands.h"
 
 namespace {
 
@@ -15,10 +16,18 @@ constexpr const char* kUsage =
     "  model info [PATH] [--json]    describe a GGUF model (default: the configured model)\n"
     "  generate [OPTIONS]            generate text with a model (icamctl generate --help)\n"
     "  run JOB.json | --task TEXT    run an agent job (icamctl run --help; docs/jobs.md)\n"
+    "  ps [--all] [--json]           list processes (needs icamd, as do the commands below)\n"
+    "  kill PID...                   cancel processes\n"
+    "  wait PID [--timeout S]        wait for a process to exit; its exit status\n"
+    "  logs PID [-f]                 print (and follow) a process's output\n"
+    "  top [-d S] [-n N]             live view: throughput, batch, KV pool, processes\n"
+    "  stats [--json]                the daemon's counters\n"
+    "  daemon info|stop              what the daemon serves; drain and stop it\n"
     "  config [--markdown]           show the effective configuration and where it came from\n"
     "  devices                       list CUDA devices\n"
     "\n"
-    "exit status: 0 success, 1 failure, 2 bad command line\n";
+    "exit status: 0 success, 1 failure, 2 bad command line, 3 a budget ran out, 4 no such\n"
+    "process, 5 no daemon running, 130 interrupted (see docs/icamctl.md)\n";
 
 }  // namespace
 
@@ -52,6 +61,13 @@ int main(int argc, char** argv) {
   if (command == "run") return icam::ctl::cmd_run(*config, rest);
   if (command == "config") return icam::ctl::cmd_config(*config, rest);
   if (command == "devices") return icam::ctl::cmd_devices(*config, rest);
+  if (command == "ps") return icam::ctl::cmd_ps(*config, rest);
+  if (command == "kill") return icam::ctl::cmd_kill(*config, rest);
+  if (command == "wait") return icam::ctl::cmd_wait(*config, rest);
+  if (command == "logs") return icam::ctl::cmd_logs(*config, rest);
+  if (command == "top") return icam::ctl::cmd_top(*config, rest);
+  if (command == "stats") return icam::ctl::cmd_stats(*config, rest);
+  if (command == "daemon") return icam::ctl::cmd_daemon(*config, rest);
   std::fputs(kUsage, stderr);
   return icam::ctl::fail(icam::ctl::kExitUsage, "unknown command '" + command + "'");
 }

@@ -9,14 +9,14 @@
 #include <map>
 #include <string>
 
-#include "kernel/embedded_kernel.h"
+#include "kernel/kernel.h"
 #include "tests/drivers/llm/engine/tiny_model.h"
 
 namespace icam::kernel {
 namespace {
 
-EmbeddedOptions tiny_options() {
-  EmbeddedOptions o;
+KernelOptions tiny_options() {
+  KernelOptions o;
   o.model_path = llm::testing::tiny_model_file(llm::testing::tiny_spec("llama"));
   o.threads = 1;
   o.kv_pool_bytes = 4u << 20;
@@ -33,7 +33,7 @@ JobSpec tiny_job(std::string task, int turn_tokens, int64_t token_budget) {
 }
 
 TEST(AgentLoopTest, ProcessCompletesWithItsText) {
-  auto k = EmbeddedKernel::create(tiny_options());
+  auto k = Kernel::create(tiny_options());
   ASSERT_TRUE(k.ok()) << k.error().message();
   auto pid = (*k)->spawn(tiny_job("hello there", 12, 100));
   ASSERT_TRUE(pid.ok()) << pid.error().message();
@@ -71,7 +71,7 @@ TEST(AgentLoopTest, ProcessCompletesWithItsText) {
 }
 
 TEST(AgentLoopTest, TokenBudgetEndsTheProcess) {
-  auto k = EmbeddedKernel::create(tiny_options());
+  auto k = Kernel::create(tiny_options());
   ASSERT_TRUE(k.ok()) << k.error().message();
   JobSpec job = tiny_job("count", 256, 5);
   job.sampling.stop_tokens = {};  // nothing else ends it early but end of generation
@@ -87,7 +87,7 @@ TEST(AgentLoopTest, TokenBudgetEndsTheProcess) {
 }
 
 TEST(AgentLoopTest, WallClockBudgetEndsTheProcess) {
-  auto k = EmbeddedKernel::create(tiny_options());
+  auto k = Kernel::create(tiny_options());
   ASSERT_TRUE(k.ok()) << k.error().message();
   JobSpec job = tiny_job("slow", 64, 1000);
   job.budgets.wall_seconds = 1e-9;
@@ -101,7 +101,7 @@ TEST(AgentLoopTest, WallClockBudgetEndsTheProcess) {
 }
 
 TEST(AgentLoopTest, CancelEndsALiveProcessOnce) {
-  auto k = EmbeddedKernel::create(tiny_options());
+  auto k = Kernel::create(tiny_options());
   ASSERT_TRUE(k.ok());
   auto pid = (*k)->spawn(tiny_job("stop me", 64, 1000));
   ASSERT_TRUE(pid.ok());
@@ -113,7 +113,7 @@ TEST(AgentLoopTest, CancelEndsALiveProcessOnce) {
 }
 
 TEST(AgentLoopTest, AJobForAnotherModelIsRefused) {
-  auto k = EmbeddedKernel::create(tiny_options());
+  auto k = Kernel::create(tiny_options());
   ASSERT_TRUE(k.ok());
   JobSpec job = tiny_job("x", 4, 10);
   job.model = "/elsewhere.gguf";
@@ -127,14 +127,14 @@ TEST(AgentLoopTest, ManyProcessesShareOneSchedulerWithTheirSoloAnswers) {
   // Each job alone, for reference.
   std::map<std::string, std::string> solo;
   for (const char* t : tasks) {
-    auto k = EmbeddedKernel::create(tiny_options());
+    auto k = Kernel::create(tiny_options());
     ASSERT_TRUE(k.ok());
     auto pid = (*k)->spawn(tiny_job(t, 10, 100));
     ASSERT_TRUE(pid.ok());
     ASSERT_TRUE((*k)->run_until_idle().ok());
     solo[t] = (*k)->process(*pid)->exit->answer;
   }
-  auto k = EmbeddedKernel::create(tiny_options());
+  auto k = Kernel::create(tiny_options());
   ASSERT_TRUE(k.ok());
   std::map<Pid, std::string> task_of;
   int priority = 1;

@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "common/config.h"
-#include "kernel/embedded_kernel.h"
+#include "kernel/kernel.h"
 
 namespace icam::kernel {
 namespace {
@@ -13,11 +13,11 @@ TEST(KernelModelTest, RunsAJobOnTheDefaultModel) {
   auto config = load_config();
   ASSERT_TRUE(config.ok()) << config.error().message();
   if (!std::filesystem::exists(config->model)) GTEST_SKIP() << "no model at " << config->model;
-  EmbeddedOptions options;
+  KernelOptions options;
   options.model_path = config->model;
   options.threads = config->threads;
   options.kv_pool_bytes = 64u << 20;
-  auto k = EmbeddedKernel::create(options);
+  auto k = Kernel::create(options);
   ASSERT_TRUE(k.ok()) << k.error().message();
   JobSpec job;
   job.name = "model-test";

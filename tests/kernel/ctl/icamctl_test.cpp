@@ -28,8 +28,9 @@ CommandResult icamctl(const std::string& args) {
   const std::string dir =
       std::filesystem::temp_directory_path() / ("icamctl-test-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
-  const std::string cmd =
-      std::string(ICAMCTL_PATH) + " " + args + " >" + dir + "/out 2>" + dir + "/err";
+  // No daemon answers on this socket, so `run` always takes the embedded path here.
+  const std::string cmd = "ICAM_SOCKET=" + dir + "/no-daemon.sock " + std::string(ICAMCTL_PATH) +
+                          " " + args + " >" + dir + "/out 2>" + dir + "/err";
   CommandResult run;
   const int raw = std::system(cmd.c_str());
   run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;

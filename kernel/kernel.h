@@ -1,10 +1,12 @@
-// The kernel in embedded mode: one model, one CPU backend, one scheduler and the agent loop, all
-// in the calling process and driven by the calling thread. `icamctl run` uses it until the daemon
-// exists; the daemon will own the same parts and drive them from its engine thread.
+// The kernel: one model, one CPU backend, one scheduler and the agent loop, driven by one thread.
+// The daemon (kernel/daemon/) drives it from its engine thread with step(); `icamctl run` without
+// a daemon embeds one and calls run_until_idle(). Not thread-safe: every call comes from the one
+// thread that drives it.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,7 +21,7 @@
 
 namespace icam::kernel {
 
-struct EmbeddedOptions {
+struct KernelOptions {
   std::string model_path;                 // GGUF file; required
   int threads = 0;                        // engine worker threads; 0 = one per online core
   uint64_t kv_pool_bytes = 256ull << 20;  // KV pool size
@@ -29,30 +31,45 @@ struct EmbeddedOptions {
   SyscallHandler* syscalls = nullptr;  // serves tool calls but proc.exit; null = none; outlives
 };
 
-class EmbeddedKernel {
+class Kernel {
  public:
   // Loads the model and builds the backend and scheduler. Errors name the model file.
-  static Result<std::unique_ptr<EmbeddedKernel>> create(const EmbeddedOptions& options);
+  static Result<std::unique_ptr<Kernel>> create(const KernelOptions& options);
 
   // Spawns a process for `job`. A job naming a model other than the kernel's is refused
   // (unsupported): one kernel serves one model for now.
-  Result<Pid> spawn(const JobSpec& job, Pid parent = 0);
+  Result<Pid> spawn(const JobSpec& job, Pid parent = 0,
+                    std::optional<uint32_t> owner_uid = std::nullopt);
 
-  // Steps the scheduler until no process can make progress, enforcing wall-clock budgets before
-  // every step; `callbacks` hear streamed text and exits. A failed engine step ends every live
-  // process with ExitReason::error and is returned.
+  // Who hears streamed text and exits from step() and run_until_idle().
+  void set_callbacks(AgentCallbacks callbacks) { loop_->set_callbacks(std::move(callbacks)); }
+
+  // Ends processes past their wall-clock budget, then runs one engine step if any process can
+  // make progress. A failed engine step ends every live process with ExitReason::error and is
+  // returned; the kernel stays usable.
+  Status step();
+  // True when step() would run the engine.
+  bool has_work() const { return scheduler_->has_work(); }
+  // Processes that have not exited.
+  size_t live_processes() const { return loop_->live_processes(); }
+
+  // Steps until no process can make progress, with `callbacks` set meanwhile.
   Status run_until_idle(const AgentCallbacks& callbacks = {});
 
   Status cancel(Pid pid) { return loop_->cancel(pid); }
+  // Forgets an exited process (see AgentLoop::reap).
+  Status reap(Pid pid) { return loop_->reap(pid); }
   const Process* process(Pid pid) const { return loop_->process(pid); }
   std::vector<Pid> pids() const { return loop_->pids(); }
 
   const llm::Model& model() const { return *model_; }
-  const llm::Backend& backend() const { return *backend_; }
+  const llm::CpuBackend& backend() const { return *backend_; }
+  const llm::KvPool& kv_pool() const { return backend_->kv_pool(); }
+  const std::string& model_path() const { return model_path_; }
   const sched::Scheduler& scheduler() const { return *scheduler_; }
 
  private:
-  EmbeddedKernel() = default;
+  Kernel() = default;
   // Destroyed in reverse: the scheduler (which holds pages of the backend's pool) first, the
   // model (whose weights the backend maps) last.
   std::string model_path_;

@@ -1,11 +1,11 @@
-#include "kernel/embedded_kernel.h"
+#include "kernel/kernel.h"
 
 namespace icam::kernel {
 
-Result<std::unique_ptr<EmbeddedKernel>> EmbeddedKernel::create(const EmbeddedOptions& options) {
+Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
   if (options.model_path.empty())
     return make_error(Errc::invalid_argument, "embedded kernel: no model path");
-  std::unique_ptr<EmbeddedKernel> k(new EmbeddedKernel());
+  std::unique_ptr<Kernel> k(new Kernel());
   k->model_path_ = options.model_path;
   k->model_ = ICAM_TRY(llm::Model::load(options.model_path));
   llm::KvPoolOptions kv;
@@ -22,26 +22,28 @@ Result<std::unique_ptr<EmbeddedKernel>> EmbeddedKernel::create(const EmbeddedOpt
   return k;
 }
 
-Result<Pid> EmbeddedKernel::spawn(const JobSpec& job, Pid parent) {
+Result<Pid> Kernel::spawn(const JobSpec& job, Pid parent, std::optional<uint32_t> owner_uid) {
   if (!job.model.empty() && job.model != model_path_)
     return make_error(Errc::unsupported, "job '", job.name, "': model '", job.model,
                       "' is not the kernel's model '", model_path_,
                       "' (one model per kernel for now)");
-  return loop_->spawn(job, parent);
+  return loop_->spawn(job, parent, owner_uid);
 }
 
-Status EmbeddedKernel::run_until_idle(const AgentCallbacks& callbacks) {
+Status Kernel::step() {
+  loop_->check_wall_budgets(AgentLoop::Clock::now());
+  if (!scheduler_->has_work()) return ok_status();
+  Status st = scheduler_->step();
+  if (!st.ok()) loop_->fail_all(st.error().message());
+  return st;
+}
+
+Status Kernel::run_until_idle(const AgentCallbacks& callbacks) {
   loop_->set_callbacks(callbacks);
   Status result = ok_status();
-  while (true) {
-    loop_->check_wall_budgets(AgentLoop::Clock::now());
-    if (!scheduler_->has_work()) break;
-    if (Status st = scheduler_->step(); !st.ok()) {
-      loop_->fail_all(st.error().message());
-      result = st;
-      break;
-    }
-  }
+  do {
+    result = step();
+  } while (result.ok() && scheduler_->has_work());
   loop_->set_callbacks({});
   return result;
 }
