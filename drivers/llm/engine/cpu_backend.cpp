@@ -1,8 +1,12 @@
 #include "drivers/llm/engine/cpu_backend.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "drivers/llm/engine/ops.h"
@@ -19,13 +23,46 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::create(const ModelConfig& config
 
 CpuBackend::CpuBackend(const ModelConfig& config, const ModelWeights& weights, KvPool pool,
                        int threads)
-    : config_(config), weights_(weights), pool_(std::move(pool)), threads_(threads) {}
-
-void CpuBackend::matmul(const Weight& w, const float* x, int64_t batch, float* y) {
-  llm::matmul(threads_, w.type, w.data, w.rows, w.cols, x, batch, y, w.rows);
+    : config_(config), weights_(weights), pool_(std::move(pool)), threads_(threads) {
+  pack_weights();
 }
 
 namespace {
+
+// Whether [p, p + bytes) lies in one mapping of a file (not anonymous memory), from
+// /proc/self/maps. Only then may its pages be dropped with MADV_DONTNEED: they come back from
+// the file when read again, where anonymous pages would come back as zeros.
+bool in_file_mapping(const void* p, size_t bytes) {
+  std::FILE* maps = std::fopen("/proc/self/maps", "r");
+  if (maps == nullptr) return false;
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  bool file = false;
+  char line[4096];
+  while (std::fgets(line, sizeof line, maps) != nullptr) {
+    unsigned long lo = 0, hi = 0, inode = 0;
+    if (std::sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &inode) != 3) continue;
+    if (begin >= lo && begin + bytes <= hi) {
+      file = inode != 0;
+      break;
+    }
+  }
+  std::fclose(maps);
+  return file;
+}
+
+// The packed copy replaces the GGUF rows: drop their pages from this process's resident set
+// (they stay in the page cache and come back if read, as the token embedding's rows are), so
+// that the weights are resident once, not twice.
+void release_original(const PackedWeight& w) {
+  if (w.packed_rows() == 0) return;
+  const size_t bytes = static_cast<size_t>(w.packed_rows()) * ggml_row_bytes(w.type(), w.cols());
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<uintptr_t>(w.original());
+  const uintptr_t first = (start + page - 1) / page * page;
+  const uintptr_t last = (start + bytes) / page * page;
+  if (last <= first || !in_file_mapping(w.original(), bytes)) return;
+  madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
 
 void add_bias(float* y, const float* bias, int64_t rows, int64_t dim) {
   for (int64_t r = 0; r < rows; ++r)
@@ -41,6 +78,25 @@ void for_rows(ThreadPool& pool, int64_t n, Fn&& fn) {
 
 }  // namespace
 
+void CpuBackend::pack_weights() {
+  const auto pack = [](const Weight& w) {
+    PackedWeight p = PackedWeight::pack(w.type, w.data, w.rows, w.cols);
+    release_original(p);
+    return p;
+  };
+  for (const LayerWeights& w : weights_.layers) {
+    PackedLayer& p = packed_.emplace_back();
+    p.wq = pack(w.wq);
+    p.wk = pack(w.wk);
+    p.wv = pack(w.wv);
+    p.wo = pack(w.wo);
+    p.w_gate = pack(w.w_gate);
+    p.w_up = pack(w.w_up);
+    p.w_down = pack(w.w_down);
+  }
+  output_ = pack(weights_.output);
+}
+
 void CpuBackend::attention(int layer, std::span<const SequenceStep> batch, int64_t n_rows) {
   const ModelConfig& c = config_;
   const int hd = c.head_dim;
@@ -48,7 +104,13 @@ void CpuBackend::attention(int layer, std::span<const SequenceStep> batch, int64
   const int P = pool_.page_tokens();
   const bool local = c.layer_is_local[layer];
   const int64_t tasks = n_rows * c.n_heads;
-  threads_.parallel_for(static_cast<size_t>(tasks), 1, [&](size_t begin, size_t end) {
+  // Short contexts (a few decode steps into a sequence) are less work than handing them to the
+  // pool's threads: run them on this thread (grain > tasks runs parallel_for inline).
+  int64_t keys = 0;
+  for (int64_t row = 0; row < n_rows; ++row) keys += rows_[row].pos + 1;
+  constexpr int64_t kInlineKeyHeads = 512;
+  const size_t grain = keys * c.n_heads < kInlineKeyHeads ? 2 * static_cast<size_t>(tasks) + 2 : 1;
+  threads_.parallel_for(static_cast<size_t>(tasks), grain, [&](size_t begin, size_t end) {
     thread_local std::vector<float> scores;
     for (size_t task = begin; task < end; ++task) {
       const int64_t row = static_cast<int64_t>(task) / c.n_heads;
@@ -120,6 +182,22 @@ Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<floa
   grow(gate_, n * c.d_ffn);
   grow(up_, n * c.d_ffn);
 
+  // RoPE angles of each row's position, once for all layers. Frequency factors belong to the
+  // global RoPE (Llama 3.1 has no local layers).
+  const int half = c.head_dim / 2;
+  const bool any_local =
+      std::find(c.layer_is_local.begin(), c.layer_is_local.end(), true) != c.layer_is_local.end();
+  grow(rope_global_, n * 2 * half);
+  if (any_local) grow(rope_local_, n * 2 * half);
+  for (int64_t r = 0; r < n; ++r) {
+    float* g = rope_global_.data() + r * 2 * half;
+    ops::rope_angles(c.head_dim, rows_[r].pos, c.rope_base, c.rope_scale,
+                     weights_.rope_freqs ? weights_.rope_freqs.f32() : nullptr, g, g + half);
+    if (!any_local) continue;
+    float* l = rope_local_.data() + r * 2 * half;
+    ops::rope_angles(c.head_dim, rows_[r].pos, c.rope_base_local, 1.0f, nullptr, l, l + half);
+  }
+
   // Token embeddings.
   {
     const Weight& emb = weights_.token_embedding;
@@ -140,16 +218,18 @@ Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<floa
   const int P = pool_.page_tokens();
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
+    const PackedLayer& pw = packed_[l];
     const bool local = c.layer_is_local[l];
-    const float base = local ? c.rope_base_local : c.rope_base;
-    const float scale = local ? 1.0f : c.rope_scale;
+    const std::vector<float>& rope_table = local ? rope_local_ : rope_global_;
 
     for_rows(threads_, n, [&](int64_t r) {
       ops::rms_norm(x_.data() + r * d, w.attn_norm.f32(), h_.data() + r * d, d, c.rms_eps);
     });
-    matmul(w.wq, h_.data(), n, q_.data());
-    matmul(w.wk, h_.data(), n, k_.data());
-    matmul(w.wv, h_.data(), n, v_.data());
+    // Q, K and V read the same normalized rows: one region, activations quantized once.
+    const MatmulJob qkv[] = {{&pw.wq, q_.data(), c.q_dim()},
+                             {&pw.wk, k_.data(), c.kv_dim()},
+                             {&pw.wv, v_.data(), c.kv_dim()}};
+    matmul_group(threads_, qkv, h_.data(), n);
     if (c.attention_bias) {
       add_bias(q_.data(), w.bq.f32(), n, c.q_dim());
       add_bias(k_.data(), w.bk.f32(), n, c.kv_dim());
@@ -169,12 +249,9 @@ Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<floa
                         c.rms_eps);
       }
       const int32_t pos = rows_[r].pos;
-      // Frequency factors belong to the global RoPE (Llama 3.1 has no local layers).
-      const float* factors = local                 ? nullptr
-                             : weights_.rope_freqs ? weights_.rope_freqs.f32()
-                                                   : nullptr;
-      ops::rope(q, c.n_heads, c.head_dim, pos, base, scale, c.rope_style, factors);
-      ops::rope(k, c.n_kv_heads, c.head_dim, pos, base, scale, c.rope_style, factors);
+      const float* cos_v = rope_table.data() + r * 2 * half;
+      ops::rope_apply(q, c.n_heads, c.head_dim, cos_v, cos_v + half, c.rope_style);
+      ops::rope_apply(k, c.n_kv_heads, c.head_dim, cos_v, cos_v + half, c.rope_style);
       for (int i = 0; i < c.q_dim(); ++i) q[i] *= c.attention_scale;
       const SequenceStep& step = batch[rows_[r].seq];
       const int32_t page = step.pages[pos / P];
@@ -184,7 +261,7 @@ Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<floa
     });
 
     attention(l, batch, n);
-    matmul(w.wo, attn_.data(), n, o_.data());
+    matmul(threads_, pw.wo, attn_.data(), n, o_.data(), d);
     for_rows(threads_, n, [&](int64_t r) {
       float* o = o_.data() + r * d;
       if (c.post_norms) ops::rms_norm(o, w.post_attn_norm.f32(), o, d, c.rms_eps);
@@ -193,14 +270,19 @@ Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<floa
       ops::rms_norm(x, w.ffn_norm.f32(), h_.data() + r * d, d, c.rms_eps);
     });
 
-    matmul(w.w_gate, h_.data(), n, gate_.data());
-    matmul(w.w_up, h_.data(), n, up_.data());
-    for_rows(threads_, n, [&](int64_t r) {
-      const int64_t off = r * c.d_ffn;
-      ops::gated_activation(gate_.data() + off, up_.data() + off, gate_.data() + off, c.d_ffn,
-                            c.activation);
-    });
-    matmul(w.w_down, gate_.data(), n, o_.data());
+    // Gate and up in one region; each task applies the activation to the rows it finished, so
+    // the (costly: tanh, exp) activation is spread over the threads without another hand-off.
+    const MatmulJob gate_up[] = {{&pw.w_gate, gate_.data(), c.d_ffn},
+                                 {&pw.w_up, up_.data(), c.d_ffn}};
+    const RowsDone activate = [&](int64_t begin, int64_t end) {
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t off = r * c.d_ffn + begin;
+        ops::gated_activation(gate_.data() + off, up_.data() + off, gate_.data() + off,
+                              static_cast<int>(end - begin), c.activation);
+      }
+    };
+    matmul_group(threads_, gate_up, h_.data(), n, &activate);
+    matmul(threads_, pw.w_down, gate_.data(), n, o_.data(), d);
     for_rows(threads_, n, [&](int64_t r) {
       float* o = o_.data() + r * d;
       if (c.post_norms) ops::rms_norm(o, w.post_ffn_norm.f32(), o, d, c.rms_eps);
@@ -217,7 +299,7 @@ Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<floa
     for (int64_t i = 0; i < m; ++i)
       ops::rms_norm(x_.data() + logit_rows_[i] * d, weights_.output_norm.f32(),
                     out_rows_.data() + i * d, d, c.rms_eps);
-    matmul(weights_.output, out_rows_.data(), m, logits.data());
+    matmul(threads_, output_, out_rows_.data(), m, logits.data(), c.n_vocab);
   }
 
   stats_.steps += 1;

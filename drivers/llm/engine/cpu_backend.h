@@ -1,6 +1,7 @@
-// The CPU implementation of Backend: weights stay memory-mapped in the GGUF file, matrix products
-// run on quantized weights with activations quantized per block (drivers/llm/quant), and work is
-// spread over a thread pool sized to the cores.
+// The CPU implementation of Backend: matrix products run on quantized weights with activations
+// quantized per block (drivers/llm/quant), and work is spread over a thread pool sized to the
+// cores. Weights of the types with packed kernels (quant/packed.h) are repacked once, at
+// creation, into the backend's own memory; the others are read from the GGUF mapping.
 //
 // Thread-safety: forward() is called from one thread at a time (the engine thread).
 #pragma once
@@ -11,6 +12,7 @@
 #include "common/thread_pool.h"
 #include "drivers/llm/engine/backend.h"
 #include "drivers/llm/engine/weights.h"
+#include "drivers/llm/quant/packed.h"
 
 namespace icam::llm {
 
@@ -37,7 +39,12 @@ class CpuBackend final : public Backend {
     int32_t pos;
   };
 
-  void matmul(const Weight& w, const float* x, int64_t batch, float* y);
+  // A layer's matrices as the products read them.
+  struct PackedLayer {
+    PackedWeight wq, wk, wv, wo, w_gate, w_up, w_down;
+  };
+
+  void pack_weights();
   void attention(int layer, std::span<const SequenceStep> batch, int64_t n_rows);
 
   const ModelConfig& config_;
@@ -45,11 +52,16 @@ class CpuBackend final : public Backend {
   KvPool pool_;
   ThreadPool threads_;
   BackendStats stats_;
+  std::vector<PackedLayer> packed_;
+  PackedWeight output_;
 
   // Scratch, grown to the largest batch seen and reused.
   std::vector<TokenRow> rows_;
   std::vector<int64_t> logit_rows_;  // rows of the step that produce logits
   std::vector<float> x_, h_, q_, k_, v_, attn_, o_, gate_, up_, out_rows_;
+  // Per row of the step: RoPE cosines then sines (head_dim / 2 each) of its position, for the
+  // global layers and for the sliding-window ones (their own base), computed once per step.
+  std::vector<float> rope_global_, rope_local_;
 };
 
 }  // namespace icam::llm

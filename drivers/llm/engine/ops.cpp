@@ -19,19 +19,22 @@ void rms_norm(const float* x, const float* weight, float* out, int n, float eps)
   for (int i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale, RopeStyle style,
-          const float* freq_factors) {
+void rope_angles(int head_dim, int pos, float base, float scale, const float* freq_factors,
+                 float* cos_out, float* sin_out) {
   const int half = head_dim / 2;
   const float theta_scale = std::pow(base, -2.0f / static_cast<float>(head_dim));
-  // cos/sin for each pair, shared by all heads.
-  float cos_v[2048], sin_v[2048];
   float theta = static_cast<float>(pos) * scale;
   for (int i = 0; i < half; ++i) {
     const float angle = freq_factors ? theta / freq_factors[i] : theta;
-    cos_v[i] = std::cos(angle);
-    sin_v[i] = std::sin(angle);
+    cos_out[i] = std::cos(angle);
+    sin_out[i] = std::sin(angle);
     theta *= theta_scale;
   }
+}
+
+void rope_apply(float* x, int n_heads, int head_dim, const float* cos_v, const float* sin_v,
+                RopeStyle style) {
+  const int half = head_dim / 2;
   for (int h = 0; h < n_heads; ++h) {
     float* v = x + static_cast<int64_t>(h) * head_dim;
     for (int i = 0; i < half; ++i) {
@@ -42,6 +45,14 @@ void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale,
       v[b] = x0 * sin_v[i] + x1 * cos_v[i];
     }
   }
+}
+
+void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale, RopeStyle style,
+          const float* freq_factors) {
+  // cos/sin for each pair, shared by all heads.
+  float cos_v[2048], sin_v[2048];
+  rope_angles(head_dim, pos, base, scale, freq_factors, cos_v, sin_v);
+  rope_apply(x, n_heads, head_dim, cos_v, sin_v, style);
 }
 
 float gelu_tanh(float x) {

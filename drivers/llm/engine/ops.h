@@ -17,6 +17,14 @@ void rms_norm(const float* x, const float* weight, float* out, int n, float eps)
 void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale, RopeStyle style,
           const float* freq_factors = nullptr);
 
+// rope in two steps, so that a step's rows compute their angles once for all layers: the
+// head_dim / 2 cosines and sines of position `pos`, then their rotation of `n_heads` heads.
+// rope_apply(x, ..., cos, sin) after rope_angles(pos, ..., cos, sin) is exactly rope(x, ..., pos).
+void rope_angles(int head_dim, int pos, float base, float scale, const float* freq_factors,
+                 float* cos_out, float* sin_out);
+void rope_apply(float* x, int n_heads, int head_dim, const float* cos_v, const float* sin_v,
+                RopeStyle style);
+
 // a[i] = act(gate[i]) * up[i] for the model's gated FFN.
 void gated_activation(const float* gate, const float* up, float* out, int n, FfnActivation act);
 

@@ -46,8 +46,9 @@ KernelTable make_avx2_table() {
   slot(k, GgmlType::F32) = {avx2::dequantize_f32, avx2::dot_f32, A::f32};
   slot(k, GgmlType::F16) = {avx2::dequantize_f16, avx2::dot_f16, A::f16};
   slot(k, GgmlType::BF16) = {avx2::dequantize_bf16, avx2::dot_bf16, A::bf16};
-  slot(k, GgmlType::Q8_0) = {avx2::dequantize_q8_0, avx2::dot_q8_0, A::q8_0};
+  slot(k, GgmlType::Q8_0) = {avx2::dequantize_q8_0, avx2::dot_q8_0, A::q8_0, avx2::packed_dot_q8_0};
   slot(k, GgmlType::Q5_0).dot = avx2::dot_q5_0;
+  slot(k, GgmlType::Q5_0).packed_dot = avx2::packed_dot_q5_0;
   slot(k, GgmlType::Q4_0).dot = avx2::dot_q4_0;
   slot(k, GgmlType::Q4_K).dot = avx2::dot_q4_k;
   slot(k, GgmlType::Q5_K).dot = avx2::dot_q5_k;

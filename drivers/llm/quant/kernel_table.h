@@ -8,6 +8,7 @@
 #include "common/thread_pool.h"
 #include "drivers/llm/gguf/ggml_type.h"
 #include "drivers/llm/quant/kernels.h"
+#include "drivers/llm/quant/packed_layout.h"
 
 namespace icam::llm {
 
@@ -29,6 +30,8 @@ struct FormatKernels {
   DequantizeFn dequantize = nullptr;                     // null: icam has no kernels for the type
   DotFn dot = nullptr;                                   // null: not a matmul weight type (Q8_K)
   ActivationFormat activations = ActivationFormat::f32;  // what `dot` takes as activations
+  // Dot products on the packed layout (packed_layout.h); null: the type is not packed.
+  PackedDotFn packed_dot = nullptr;
 };
 
 // Type ids run from 0 to 30 (BF16); the table has a slot for each, empty for unsupported ones.

@@ -18,6 +18,9 @@
 // Errors: a type without kernels or a length that is not whole blocks is a programmer error; these
 // functions print what was wrong and abort. Check is_computable() on types read from files first.
 // Thread-safety: all functions may be called from any thread; matmul runs its work on `pool`.
+//
+// The engine multiplies by weights repacked once at load (packed.h), which gives the same results
+// as matmul here, faster; matmul works on GGUF rows as they are.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Throughput of matmul on the shapes of a small decoder model, scalar kernels against AVX2.
 //
-//   quant_speed [threads=2] [seconds_per_measurement=0.4]
+//   quant_speed [threads=2] [seconds_per_measurement=0.4] [type, e.g. q8_0: only that type]
 //
 // Prints GB/s of weight bytes streamed per call for batch 1 and 8, the AVX2/scalar ratio, and how
 // much more work batch 8 gets done than batch 1 (8 * t1 / t8). Weights are cycled through enough
@@ -9,6 +9,8 @@
 // compare with ("read"; "avx2/rd" is the fraction of it the product achieves at that batch).
 // "avx2 hot" repeats one copy instead: the kernels' speed when the weights come from cache (all
 // but the largest matrix fit in L2/L3).
+// "packed" is the same product on weights packed by PackedWeight (packed.h) where the type has
+// packed kernels (otherwise the same kernels as "avx2").
 // Each figure is the fastest call of those made in the time given, to be robust to other load.
 //
 // Not a test: timings depend on the machine and its load. Built with the tests, run by hand.
@@ -24,6 +26,7 @@
 
 #include "common/thread_pool.h"
 #include "drivers/llm/quant/kernel_table.h"
+#include "drivers/llm/quant/packed.h"
 #include "drivers/llm/quant/quant.h"
 #include "tests/drivers/llm/quant/quant_test_util.h"
 
@@ -109,14 +112,36 @@ double time_per_call(const KernelTable& kernels, ThreadPool& pool, const Case& c
   return best;
 }
 
-int run(int threads, double seconds) {
+// As time_per_call, for the same weights packed (packed.h) by the active kernels.
+double packed_time_per_call(ThreadPool& pool, const Case& c,
+                            const std::vector<std::vector<uint8_t>>& copies,
+                            const std::vector<float>& x, int64_t batch, double seconds) {
+  std::vector<PackedWeight> packed;
+  for (const auto& copy : copies)
+    packed.push_back(PackedWeight::pack(c.type, copy.data(), c.rows, c.cols));
+  std::vector<float> y(static_cast<size_t>(batch * c.rows));
+  matmul(pool, packed[0], x.data(), batch, y.data(), c.rows);  // warm-up
+  size_t calls = 0;
+  double best = 1e30;
+  const auto start = Clock::now();
+  while (calls < 5 || seconds_since(start) < seconds) {
+    const auto call_start = Clock::now();
+    matmul(pool, packed[calls % packed.size()], x.data(), batch, y.data(), c.rows);
+    best = std::min(best, seconds_since(call_start));
+    ++calls;
+  }
+  return best;
+}
+
+int run(int threads, double seconds, const std::string& only) {
   ThreadPool pool(threads);
   const KernelTable* avx2 = avx2_kernels();
   std::printf("threads %d, AVX2 kernels %s\n\n", pool.size(), avx2 ? "available" : "NOT available");
-  std::printf("%-6s %-12s %5s | %9s %9s %7s | %9s %8s | %10s | %9s\n", "type", "rows x cols",
-              "batch", "scalar", "avx2", "ratio", "read", "avx2/rd", "b8 gain", "avx2 hot");
-  std::printf("%-6s %-12s %5s | %9s %9s %7s | %9s %8s | %10s | %9s\n", "", "", "", "GB/s", "GB/s",
-              "", "GB/s", "", "8*t1/t8", "GB/s");
+  std::printf("%-6s %-12s %5s | %9s %9s %7s | %9s %8s | %10s | %9s | %9s %8s %10s\n", "type",
+              "rows x cols", "batch", "scalar", "avx2", "ratio", "read", "avx2/rd", "b8 gain",
+              "avx2 hot", "packed", "pack/rd", "b8 gain");
+  std::printf("%-6s %-12s %5s | %9s %9s %7s | %9s %8s | %10s | %9s | %9s %8s %10s\n", "", "", "",
+              "GB/s", "GB/s", "", "GB/s", "", "8*t1/t8", "GB/s", "GB/s", "", "8*t1/t8");
 
   const Case cases[] = {
       {GgmlType::Q4_K, 640, 2048}, {GgmlType::Q5_K, 640, 2048},   {GgmlType::Q6_K, 640, 2048},
@@ -125,6 +150,7 @@ int run(int threads, double seconds) {
       {GgmlType::Q4_0, 2048, 640}, {GgmlType::Q8_0, 262144, 640},
   };
   for (const Case& c : cases) {
+    if (!only.empty() && test::type_name(c.type) != only) continue;
     // 64 distinct random rows repeated to fill the matrix, then copied until >= 256 MiB.
     const size_t row_bytes = test::row_bytes(c.type, c.cols);
     const size_t matrix_bytes = row_bytes * static_cast<size_t>(c.rows);
@@ -141,7 +167,7 @@ int run(int threads, double seconds) {
     const std::vector<float> x = test::random_floats(static_cast<size_t>(8 * c.cols), 2);
     const double bandwidth =
         static_cast<double>(matrix_bytes) / read_time(pool, copies, seconds) / 1e9;
-    double avx2_t1 = 0;
+    double avx2_t1 = 0, packed_t1 = 0;
     for (int64_t batch : {1, 8}) {
       const double t_scalar = time_per_call(scalar_kernels(), pool, c, copies, x, batch, seconds);
       const double t_avx2 =
@@ -150,16 +176,25 @@ int run(int threads, double seconds) {
       const std::vector<std::vector<uint8_t>> hot(copies.begin(), copies.begin() + 1);
       const double t_hot =
           avx2 ? time_per_call(*avx2, pool, c, hot, x, batch, seconds / 2) : t_scalar;
+      const double t_packed = packed_time_per_call(pool, c, copies, x, batch, seconds);
       if (batch == 1) avx2_t1 = t_avx2;
+      if (batch == 1) packed_t1 = t_packed;
       const double gbs_scalar = static_cast<double>(matrix_bytes) / t_scalar / 1e9;
       const double gbs_avx2 = static_cast<double>(matrix_bytes) / t_avx2 / 1e9;
       const std::string shape = std::to_string(c.rows) + "x" + std::to_string(c.cols);
       char gain[32] = "";
+      char packed_gain[32] = "";
       if (batch == 8) std::snprintf(gain, sizeof gain, "%.2f", 8 * avx2_t1 / t_avx2);
-      std::printf("%-6s %-12s %5lld | %9.2f %9.2f %7.1f | %9.2f %7.0f%% | %10s | %9.2f\n",
-                  test::type_name(c.type).c_str(), shape.c_str(), static_cast<long long>(batch),
-                  gbs_scalar, gbs_avx2, t_scalar / t_avx2, bandwidth, 100 * gbs_avx2 / bandwidth,
-                  gain, static_cast<double>(matrix_bytes) / t_hot / 1e9);
+      if (batch == 8)
+        std::snprintf(packed_gain, sizeof packed_gain, "%.2f", 8 * packed_t1 / t_packed);
+      const double gbs_packed = static_cast<double>(matrix_bytes) / t_packed / 1e9;
+      std::printf(
+          "%-6s %-12s %5lld | %9.2f %9.2f %7.1f | %9.2f %7.0f%% | %10s | %9.2f | %9.2f %7.0f%% "
+          "%10s\n",
+          test::type_name(c.type).c_str(), shape.c_str(), static_cast<long long>(batch), gbs_scalar,
+          gbs_avx2, t_scalar / t_avx2, bandwidth, 100 * gbs_avx2 / bandwidth, gain,
+          static_cast<double>(matrix_bytes) / t_hot / 1e9, gbs_packed, 100 * gbs_packed / bandwidth,
+          packed_gain);
     }
   }
   return 0;
@@ -171,5 +206,5 @@ int run(int threads, double seconds) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const double seconds = argc > 2 ? std::atof(argv[2]) : 0.4;
-  return icam::llm::run(threads, seconds);
+  return icam::llm::run(threads, seconds, argc > 3 ? argv[3] : "");
 }

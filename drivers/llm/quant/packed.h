@@ -1,0 +1,93 @@
+// Weight matrices repacked once, at load, into the layout the fastest kernels of this CPU read, and
+// the matrix products on them.
+//
+// Why: in GGUF order each row is a run of blocks, so a kernel finishes one row's float sum per
+// call and pays, per block and activation row, for a scale broadcast, an int-to-float conversion
+// and a float multiply-add. Interleaving 8 rows per block (layout in packed_layout.h) puts the 8
+// rows' partial sums in the 8 lanes of one vector: the 8 block scales load as one vector, the
+// float work is shared by 8 rows, and the integer work needs no horizontal sums. Q8_0 and Q5_0,
+// the formats of the default model's large matrices, have packed kernels; other formats (and
+// every format on CPUs without AVX2, or with ICAM_FORCE_SCALAR) keep the GGUF rows and the
+// kernels of quant.h.
+//
+// Numerics: a packed kernel computes, for each row, exactly what the scalar reference kernel
+// computes (the same integer block sums, the same float products and the same sequential order
+// of block additions), so results are bit-identical to matmul_reference, whatever the batch,
+// the thread count or the other products of the call.
+//
+// Thread-safety: a PackedWeight is immutable after pack(); products may read it from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+
+#include "common/thread_pool.h"
+#include "drivers/llm/gguf/ggml_type.h"
+
+namespace icam::llm {
+
+class PackedWeight {
+ public:
+  PackedWeight() = default;
+
+  // A rows x cols matrix of `type` in GGUF row order at `data` (which must outlive the result;
+  // rows past the last whole group of 8 are read from there). Packs when the active kernels have
+  // a packed layout for the type, otherwise refers to `data` as it is. Contract violations
+  // (no kernels for the type, cols not whole blocks) abort as matmul's do.
+  static PackedWeight pack(GgmlType type, const void* data, int64_t rows, int64_t cols);
+
+  GgmlType type() const { return type_; }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  // The GGUF rows.
+  const void* original() const { return original_; }
+  // Leading rows held in the packed layout: a multiple of 8, 0 when not packed.
+  int64_t packed_rows() const { return packed_rows_; }
+  // Group g (8 rows) of the packed layout; group_bytes() apart.
+  const uint8_t* group(int64_t g) const { return packed_.get() + g * group_bytes_; }
+  size_t group_bytes() const { return group_bytes_; }
+  // Bytes held in the packed copy.
+  size_t packed_bytes() const { return static_cast<size_t>(packed_rows_ / 8) * group_bytes_; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  GgmlType type_ = GgmlType::F32;
+  int64_t rows_ = 0;
+  int64_t cols_ = 0;
+  const void* original_ = nullptr;
+  int64_t packed_rows_ = 0;
+  size_t group_bytes_ = 0;
+  std::unique_ptr<uint8_t, Free> packed_;
+};
+
+// One product of a matmul_group call: y[b * ldy + r] = sum_k W[r][k] * x[b * cols + k].
+struct MatmulJob {
+  const PackedWeight* w;
+  float* y;
+  int64_t ldy;
+};
+
+// Called with a range of rows [begin, end) once those rows of every job are final for every
+// activation row; see matmul_group.
+using RowsDone = std::function<void(int64_t begin, int64_t end)>;
+
+// The products of several weights with the same activations x (batch rows of cols floats), in
+// one parallel region: the activations are converted once and the pool's threads are handed work
+// once, instead of once per product. Jobs must have the same cols; jobs whose weight types take
+// different activation formats are run one after another.
+//
+// With `done`, all jobs must also have the same rows; the row range of a parallel task is then
+// the same in every job, and done(begin, end) runs on the task's thread right after the task,
+// so that an element-wise step on those rows (an activation function) runs in the same region.
+void matmul_group(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t batch,
+                  const RowsDone* done = nullptr);
+
+// A single product: matmul_group with one job.
+void matmul(ThreadPool& pool, const PackedWeight& w, const float* x, int64_t batch, float* y,
+            int64_t ldy);
+
+}  // namespace icam::llm

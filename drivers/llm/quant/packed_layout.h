@@ -1,0 +1,54 @@
+// The packed weight layouts (see packed.h): groups of 8 rows, interleaved so that one 32-byte
+// vector holds 4 consecutive elements of each of the 8 rows. Internal to icam_llm_quant and its
+// tests; declarations and constants only, safe to include from AVX2 translation units.
+//
+// A group of 8 rows of n elements (nb = n / 32 blocks) is, for both formats:
+//   uint16_t d[nb][8];            the fp16 block scales, row r of block b at d[b][r]
+//   (padding to a multiple of 32 bytes)
+//   the codes, block after block:
+//     Q8_0: int8_t qs[nb][8][32]; chunk k (elements 4k .. 4k+3 of the block) of every row:
+//           qs[b][k][4r + e] = code 4k + e of row r
+//     Q5_0: uint8_t qh[nb][32];    bit k of qh[b][4r + e] = bit 4 of code 4k + e of row r
+//           uint8_t qs[nb][4][32]; qs[b][p][4r + e] = low 4 bits of code 8p + e of row r
+//                                  | low 4 bits of code 8p + 4 + e << 4 (chunks 2p and 2p + 1)
+//   (padding to a multiple of 64 bytes)
+// The sizes are those of the GGUF blocks (34 and 22 bytes per 32 elements) plus the padding.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace icam::llm {
+
+inline constexpr int kPackRows = 8;
+// The most activation rows one packed kernel call takes.
+inline constexpr int kMaxPackedCols = 4;
+
+// The dot products of the 8 rows of one packed group (n elements each) with nx activation rows
+// (1 <= nx <= kMaxPackedCols) in the Q8_0 activation layout (kernels.h), activation row c at
+// x + c * x_stride: out[8 * c + r] = sum_k W[r][k] * X_c[k]. Each row's result is bit-identical
+// to the scalar reference dot product of that row.
+using PackedDotFn = void (*)(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride,
+                             int nx, float* out);
+
+// Bytes of the scale table at the start of a group, padding included.
+constexpr size_t packed_scale_bytes(int64_t blocks) {
+  return (static_cast<size_t>(blocks) * 2 * kPackRows + 31) & ~size_t{31};
+}
+
+// Bytes of the codes of one block of 8 rows.
+constexpr size_t packed_q8_0_block_bytes() {
+  return 32 * kPackRows;
+}
+constexpr size_t packed_q5_0_block_bytes() {
+  return 20 * kPackRows;
+}
+
+namespace avx2 {
+void packed_dot_q8_0(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx,
+                     float* out);
+void packed_dot_q5_0(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx,
+                     float* out);
+}  // namespace avx2
+
+}  // namespace icam::llm

@@ -1,0 +1,185 @@
+// Packed weights (packed.h): packing happens where the active kernels have a packed layout, and
+// products on packed weights equal the row-by-row kernels bit for bit (the packed kernels do the
+// same integer sums and the same float operations in the same order), for every shape, batch and
+// thread count, alone or grouped with other products, with the rows-done hook seeing every row
+// once; and they agree with the scalar reference to float rounding.
+#include "drivers/llm/quant/packed.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "drivers/llm/quant/kernel_table.h"
+#include "drivers/llm/quant/quant.h"
+#include "tests/drivers/llm/quant/quant_test_util.h"
+
+namespace icam::llm {
+namespace {
+
+bool has_packed_kernels(GgmlType t) {
+  return active_kernels()[t].packed_dot != nullptr;
+}
+
+// Weights for a packed-product test: quantized normal floats, or random blocks (every code,
+// including Q8_0's -128, and every high-bit pattern).
+std::vector<uint8_t> weights(GgmlType t, int64_t rows, int64_t cols, bool random_bits,
+                             uint32_t seed) {
+  if (random_bits) return test::random_blocks(t, rows * cols, seed);
+  const std::vector<float> wf = test::random_floats(static_cast<size_t>(rows * cols), seed);
+  return test::quantize_matrix(t, wf, rows, cols);
+}
+
+class Packed : public testing::TestWithParam<GgmlType> {};
+
+TEST_P(Packed, PacksExactlyTheTypesWithPackedKernels) {
+  const GgmlType t = GetParam();
+  const int64_t rows = 21, cols = 256;
+  const std::vector<uint8_t> w = weights(t, rows, cols, false, 1);
+  const PackedWeight p = PackedWeight::pack(t, w.data(), rows, cols);
+  EXPECT_EQ(p.rows(), rows);
+  EXPECT_EQ(p.cols(), cols);
+  EXPECT_EQ(p.original(), w.data());
+  if (has_packed_kernels(t)) {
+    EXPECT_EQ(p.packed_rows(), 16);
+    // The GGUF block sizes plus at most the padding.
+    EXPECT_GE(p.group_bytes() * 2, test::row_bytes(t, cols) * 16);
+    EXPECT_LE(p.group_bytes(), test::row_bytes(t, cols) * 8 + 96);
+  } else {
+    EXPECT_EQ(p.packed_rows(), 0);
+  }
+  // Fewer rows than a group: nothing to pack.
+  EXPECT_EQ(PackedWeight::pack(t, w.data(), 7, cols).packed_rows(), 0);
+}
+
+TEST_P(Packed, EqualsRowKernelsBitForBit) {
+  const GgmlType t = GetParam();
+  if (!has_packed_kernels(t)) GTEST_SKIP() << "no packed kernels for this type on this CPU";
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  ThreadPool* pools[] = {&pool1, &pool2, &pool3};
+  struct Shape {
+    int64_t rows, cols;
+  };
+  for (const Shape shape : {Shape{8, 32}, Shape{19, 640}, Shape{64, 2048}, Shape{45, 96}}) {
+    for (const bool random_bits : {false, true}) {
+      const int64_t rows = shape.rows, cols = shape.cols;
+      const std::vector<uint8_t> w =
+          weights(t, rows, cols, random_bits, static_cast<uint32_t>(rows * 7 + cols));
+      const PackedWeight p = PackedWeight::pack(t, w.data(), rows, cols);
+      ASSERT_EQ(p.packed_rows(), rows / 8 * 8);
+      for (const int64_t batch : {1, 2, 3, 4, 5, 8, 9, 37}) {
+        SCOPED_TRACE(test::type_name(t) + " " + std::to_string(rows) + "x" + std::to_string(cols) +
+                     " batch " + std::to_string(batch) + (random_bits ? " random bits" : ""));
+        const std::vector<float> x = test::random_floats(static_cast<size_t>(batch * cols),
+                                                         static_cast<uint32_t>(batch + cols));
+        std::vector<float> rowwise(static_cast<size_t>(batch * rows));
+        std::vector<float> reference(rowwise.size());
+        ::icam::llm::matmul(pool2, t, w.data(), rows, cols, x.data(), batch, rowwise.data(), rows);
+        matmul_reference(t, w.data(), rows, cols, x.data(), batch, reference.data(), rows);
+        for (ThreadPool* pool : pools) {
+          // ldy > rows, with a sentinel in the gap that must survive.
+          const int64_t ldy = rows + 2;
+          std::vector<float> y(static_cast<size_t>(batch * ldy), -777.0f);
+          matmul(*pool, p, x.data(), batch, y.data(), ldy);
+          for (int64_t b = 0; b < batch; ++b) {
+            for (int64_t r = 0; r < rows; ++r) {
+              ASSERT_EQ(y[b * ldy + r], rowwise[b * rows + r])
+                  << "row " << r << " column " << b << ", " << pool->size() << " threads";
+              const float want = reference[b * rows + r];
+              ASSERT_NEAR(y[b * ldy + r], want, 1e-4 * (1 + std::fabs(want))) << "row " << r;
+            }
+            for (int64_t r = rows; r < ldy; ++r) ASSERT_EQ(y[b * ldy + r], -777.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Every type, packed or not: the product on a PackedWeight equals the plain matmul.
+TEST_P(Packed, EqualsPlainMatmul) {
+  const GgmlType t = GetParam();
+  ThreadPool pool(2);
+  const int64_t rows = 27, cols = 512;
+  const std::vector<uint8_t> w = weights(t, rows, cols, false, 9);
+  const PackedWeight p = PackedWeight::pack(t, w.data(), rows, cols);
+  for (const int64_t batch : {1, 6}) {
+    const std::vector<float> x = test::random_floats(static_cast<size_t>(batch * cols), 10);
+    std::vector<float> plain(static_cast<size_t>(batch * rows)), packed(plain.size());
+    ::icam::llm::matmul(pool, t, w.data(), rows, cols, x.data(), batch, plain.data(), rows);
+    matmul(pool, p, x.data(), batch, packed.data(), rows);
+    EXPECT_EQ(packed, plain) << "batch " << batch;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, Packed, testing::ValuesIn(test::computable_types()),
+                         [](const testing::TestParamInfo<GgmlType>& p) {
+                           return test::type_name(p.param);
+                         });
+
+// Several products of one input in one call, of mixed types and row counts (Q/K/V), equal the
+// products made one by one; with mixed activation formats too.
+TEST(PackedGroup, EqualsSeparateProducts) {
+  ThreadPool pool(2);
+  const int64_t cols = 640, batch = 5;
+  struct Spec {
+    GgmlType type;
+    int64_t rows;
+  };
+  for (const auto& specs :
+       {std::vector<Spec>{{GgmlType::Q5_0, 64}, {GgmlType::Q5_0, 24}, {GgmlType::Q8_0, 29}},
+        std::vector<Spec>{{GgmlType::Q8_0, 16}, {GgmlType::F16, 9}}}) {
+    std::vector<std::vector<uint8_t>> raw;
+    std::vector<PackedWeight> packed;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      raw.push_back(weights(specs[i].type, specs[i].rows, cols, false, 40 + i));
+      packed.push_back(PackedWeight::pack(specs[i].type, raw.back().data(), specs[i].rows, cols));
+    }
+    const std::vector<float> x = test::random_floats(static_cast<size_t>(batch * cols), 50);
+    std::vector<std::vector<float>> grouped(specs.size()), alone(specs.size());
+    std::vector<MatmulJob> jobs;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      grouped[i].assign(static_cast<size_t>(batch * specs[i].rows), 0.0f);
+      alone[i].assign(grouped[i].size(), 1.0f);
+      jobs.push_back({&packed[i], grouped[i].data(), specs[i].rows});
+      matmul(pool, packed[i], x.data(), batch, alone[i].data(), specs[i].rows);
+    }
+    matmul_group(pool, jobs, x.data(), batch);
+    for (size_t i = 0; i < specs.size(); ++i) EXPECT_EQ(grouped[i], alone[i]) << "job " << i;
+  }
+}
+
+// With the rows-done hook (gate and up with the activation function): each row range is
+// reported once, after both products hold their final values for it.
+TEST(PackedGroup, RowsDoneSeesFinishedRowsOnce) {
+  ThreadPool pool(3);
+  const int64_t rows = 203, cols = 256;
+  for (const int64_t batch : {1, 4}) {
+    const std::vector<uint8_t> wa = weights(GgmlType::Q5_0, rows, cols, false, 60);
+    const std::vector<uint8_t> wb = weights(GgmlType::Q5_0, rows, cols, false, 61);
+    const PackedWeight a = PackedWeight::pack(GgmlType::Q5_0, wa.data(), rows, cols);
+    const PackedWeight b = PackedWeight::pack(GgmlType::Q5_0, wb.data(), rows, cols);
+    const std::vector<float> x = test::random_floats(static_cast<size_t>(batch * cols), 62);
+    std::vector<float> ya(static_cast<size_t>(batch * rows)), yb(ya.size());
+    std::vector<float> ea(ya.size()), eb(ya.size()), product(ya.size(), 0.0f);
+    matmul(pool, a, x.data(), batch, ea.data(), rows);
+    matmul(pool, b, x.data(), batch, eb.data(), rows);
+    std::vector<int> seen(static_cast<size_t>(rows), 0);
+    const RowsDone done = [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        ++seen[r];
+        for (int64_t c = 0; c < batch; ++c)
+          product[c * rows + r] = ya[c * rows + r] * yb[c * rows + r];
+      }
+    };
+    const MatmulJob jobs[] = {{&a, ya.data(), rows}, {&b, yb.data(), rows}};
+    matmul_group(pool, jobs, x.data(), batch, &done);
+    EXPECT_EQ(seen, std::vector<int>(static_cast<size_t>(rows), 1));
+    for (size_t i = 0; i < product.size(); ++i) ASSERT_EQ(product[i], ea[i] * eb[i]) << i;
+  }
+}
+
+}  // namespace
+}  // namespace icam::llm
