@@ -95,6 +95,11 @@ Parsed parse_or_help(const std::vector<std::string>& argv, const std::vector<Opt
 
 }  // namespace
 
+int fail(int status, const std::string& message) {
+  std::fprintf(stderr, "icamctl: %s\n", message.c_str());
+  return status;
+}
+
 Result<client::DaemonClient> connect_daemon(const Config& config, const std::string& socket) {
   client::DaemonClient c = ICAM_TRY(client::DaemonClient::connect(socket.empty() ? config.socket
                                                                                  : socket));

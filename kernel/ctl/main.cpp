@@ -31,15 +31,6 @@ constexpr const char* kUsage =
 
 }  // namespace
 
-namespace icam::ctl {
-
-int fail(int status, const std::string& message) {
-  std::fprintf(stderr, "icamctl: %s\n", message.c_str());
-  return status;
-}
-
-}  // namespace icam::ctl
-
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string config_file;
