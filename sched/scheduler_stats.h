@@ -28,7 +28,7 @@ struct SchedulerStats {
   int kv_pages_used() const { return kv_pages_total - kv_pages_free; }
 
   // Wall time inside step() (event callbacks excluded), of which inside Backend::forward and
-  // inside the samplers. What remains is the scheduler's own overhead: planning, page
+  // inside the samplers. What remains after both is the scheduler's own time: planning, page
   // bookkeeping, stop matching, detokenizing.
   double step_seconds = 0;
   double forward_seconds = 0;
@@ -39,6 +39,9 @@ struct SchedulerStats {
   // Time in step() not spent in the engine's forward pass, sampling included.
   double overhead_seconds() const { return step_seconds - forward_seconds; }
   double overhead_share() const { return step_seconds > 0 ? overhead_seconds() / step_seconds : 0; }
+  // The scheduler's own time: step() minus the forward pass and sampling.
+  double scheduler_seconds() const { return step_seconds - forward_seconds - sample_seconds; }
+  double scheduler_share() const { return step_seconds > 0 ? scheduler_seconds() / step_seconds : 0; }
 };
 
 }  // namespace icam::sched

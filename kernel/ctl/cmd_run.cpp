@@ -127,6 +127,7 @@ int run_on_daemon(client::DaemonClient& c, const Config& config, const std::stri
   } else {
     std::fputs("\n", stdout);
   }
+  std::fflush(stdout);  // the text before the summary, also when both go to one file
   std::fprintf(stderr, "%s\n", summary_line(record).c_str());
   return exit_status_for(record);
 }
@@ -194,6 +195,7 @@ int cmd_run(const Config& config, const std::vector<std::string>& argv) {
   } else {
     std::fputs("\n", stdout);
   }
+  std::fflush(stdout);  // the text before the summary, also when both go to one file
   std::fprintf(stderr, "%s\n", summary_line(kernel::to_json(*p)).c_str());
   if (!ran.ok()) return fail(kExitFailure, ran.error().message());
   return exit_status(p->exit->reason);

@@ -332,9 +332,9 @@ int cmd_stats(const Config& config, const std::vector<std::string>& argv) {
               sc.value("tokens", 0ll), sc.value("prefill_tokens", 0ll),
               sc.value("decode_tokens", 0ll), sc.value("sampled_tokens", 0ll),
               sc.value("recomputed_tokens", 0ll));
-  std::printf("time        %.2f s in steps, %.2f s forward, %.2f s sampling, overhead %.2f%%\n",
+  std::printf("time        %.2f s in steps: %.2f s forward, %.2f s sampling, scheduler %.2f%%\n",
               sc.value("step_seconds", 0.0), sc.value("forward_seconds", 0.0),
-              sc.value("sample_seconds", 0.0), 100 * sc.value("overhead_share", 0.0));
+              sc.value("sample_seconds", 0.0), 100 * sc.value("scheduler_share", 0.0));
   const double page_bytes = kv.value("page_bytes", 0.0);
   std::printf("kv pool     %lld / %lld pages used (%s of %s, %lld tokens a page)\n",
               kv.value("pages_used", 0ll), kv.value("pages_total", 0ll),
@@ -380,11 +380,11 @@ int cmd_top(const Config& config, const std::vector<std::string>& argv) {
     char buf[256];
     std::snprintf(buf, sizeof(buf),
                   "icam top  up %s | %zu live | %.1f tok/s | batch %lld (mean %.2f) | "
-                  "kv %lld/%lld pages | overhead %.2f%%%s\n\n",
+                  "kv %lld/%lld pages | scheduler %.2f%%%s\n\n",
                   seconds_text(s.value("uptime_s", 0.0)).c_str(), live.size(),
                   s.value("tokens_per_s", 0.0), sc.value("last_batch", 0ll),
                   sc.value("mean_batch", 0.0), kv.value("pages_used", 0ll),
-                  kv.value("pages_total", 0ll), 100 * sc.value("overhead_share", 0.0),
+                  kv.value("pages_total", 0ll), 100 * sc.value("scheduler_share", 0.0),
                   s.value("draining", false) ? " | draining" : "");
     frame << buf << process_table(shown);
     std::cout << frame.str() << std::flush;

@@ -34,7 +34,7 @@ const std::vector<MethodDoc>& methods() {
        "the oldest byte kept. A client that disconnects mid-stream does not affect the process."},
       {"kernel.stats", "", "`{processes, scheduler, kv, tokens_per_s, ...}`",
        "Counters for `icamctl stats` and `top`: live and exited processes, scheduler totals "
-       "(steps, tokens, batch sizes, preemptions, time in forward and overhead), KV pool pages, "
+       "(steps, tokens, batch sizes, preemptions, time in forward, sampling and the scheduler itself), KV pool pages, "
        "and generated tokens per second over the last few seconds."},
   };
   return table;
