@@ -44,10 +44,12 @@ class RawMode {
     raw.c_lflag &= ~static_cast<tcflag_t>(ECHO | ICANON | IEXTEN | ISIG);
     raw.c_cc[VMIN] = 1;
     raw.c_cc[VTIME] = 0;
-    ok_ = ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0;
+    // TCSADRAIN, not TCSAFLUSH: keys typed ahead (while an answer streamed, or right after a
+    // Ctrl-C at the prompt) must reach the next line, not be discarded.
+    ok_ = ::tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) == 0;
   }
   ~RawMode() {
-    if (ok_) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_);
+    if (ok_) ::tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_);
   }
   bool ok() const { return ok_; }
 

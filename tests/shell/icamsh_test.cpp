@@ -69,9 +69,14 @@ class Terminal {
   bool prompt(double seconds = 60) { return expect("\n\ricam> ", seconds); }
   const std::string& seen() const { return seen_; }
   const std::string& pending() const { return buffer_; }
-  int wait_exit() {
+  // The exit status, or -1 if the shell has not exited within `seconds` (it is then killed).
+  int wait_exit(double seconds = 30) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     int status = 0;
-    ::waitpid(pid_, &status, 0);
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > until) return -1;  // the destructor kills it
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
