@@ -9,11 +9,19 @@ struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
   bool f16c = false;
+  // vpdpbusd on 256-bit vectors: VEX-encoded (AVX-VNNI) or EVEX-encoded (AVX512-VNNI with
+  // AVX512VL, and the OS saving the AVX-512 state).
+  bool avx_vnni = false;
+  bool avx512_vnni_vl = false;
 };
 
 const CpuFeatures& cpu_features();
 
 // True when the AVX2+FMA+F16C kernels may be used.
 bool use_avx2();
+
+// The VNNI variant the packed kernels may use on top of AVX2: "avxvnni", "avx512vnni" or ""
+// (none, or ICAM_NO_VNNI=1 in the environment, which keeps the plain AVX2 kernels for comparison).
+const char* packed_vnni_variant();
 
 }  // namespace icam

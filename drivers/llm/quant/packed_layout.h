@@ -44,11 +44,21 @@ constexpr size_t packed_q5_0_block_bytes() {
   return 20 * kPackRows;
 }
 
+// One set per instruction set (packed_dot_*.cpp); all give bit-identical results.
+#define ICAM_PACKED_DOT_DECLARATIONS                                                              \
+  void packed_dot_q8_0(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx, \
+                       float* out);                                                               \
+  void packed_dot_q5_0(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx, \
+                       float* out);
 namespace avx2 {
-void packed_dot_q8_0(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx,
-                     float* out);
-void packed_dot_q5_0(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx,
-                     float* out);
+ICAM_PACKED_DOT_DECLARATIONS
 }  // namespace avx2
+namespace avxvnni {
+ICAM_PACKED_DOT_DECLARATIONS
+}  // namespace avxvnni
+namespace avx512vnni {
+ICAM_PACKED_DOT_DECLARATIONS
+}  // namespace avx512vnni
+#undef ICAM_PACKED_DOT_DECLARATIONS
 
 }  // namespace icam::llm

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/cpu_features.h"
 #include "common/thread_pool.h"
 #include "drivers/llm/quant/kernel_table.h"
 #include "drivers/llm/quant/quant.h"
@@ -99,6 +100,53 @@ TEST_P(Packed, EqualsRowKernelsBitForBit) {
 }
 
 // Every type, packed or not: the product on a PackedWeight equals the plain matmul.
+// Every instruction-set variant of the packed kernels this CPU can run (AVX2, AVX-VNNI,
+// AVX512-VNNI) gives the same results bit for bit, on the same packed groups and activations.
+TEST_P(Packed, InstructionSetVariantsAgreeBitForBit) {
+  const GgmlType t = GetParam();
+  if (!use_avx2() || (t != GgmlType::Q8_0 && t != GgmlType::Q5_0))
+    GTEST_SKIP() << "no packed kernels for this type on this CPU";
+  const auto& f = cpu_features();
+  struct Variant {
+    const char* name;
+    bool available;
+    PackedDotFn q8_0, q5_0;
+  };
+  const Variant variants[] = {
+      {"avxvnni", f.avx_vnni, avxvnni::packed_dot_q8_0, avxvnni::packed_dot_q5_0},
+      {"avx512vnni", f.avx512_vnni_vl, avx512vnni::packed_dot_q8_0, avx512vnni::packed_dot_q5_0},
+  };
+  const int64_t rows = 16, cols = 640;
+  for (const bool random_bits : {false, true}) {
+    const std::vector<uint8_t> w = weights(t, rows, cols, random_bits, 77);
+    const PackedWeight p = PackedWeight::pack(t, w.data(), rows, cols);
+    ASSERT_EQ(p.packed_rows(), rows);
+    const std::vector<float> x = test::random_floats(static_cast<size_t>(kMaxPackedCols * cols), 5);
+    const size_t stride = activation_row_bytes(ActivationFormat::q8_0, cols);
+    std::vector<uint8_t> xq(stride * kMaxPackedCols);
+    for (int c = 0; c < kMaxPackedCols; ++c)
+      active_kernels()[ActivationFormat::q8_0].quantize(x.data() + c * cols, xq.data() + c * stride,
+                                                        cols);
+    int tried = 0;
+    for (const Variant& v : variants) {
+      if (!v.available) continue;
+      ++tried;
+      for (int nx = 1; nx <= kMaxPackedCols; ++nx) {
+        for (int64_t g = 0; g < rows / kPackRows; ++g) {
+          std::vector<float> want(static_cast<size_t>(kPackRows * nx)), got(want.size());
+          (t == GgmlType::Q8_0 ? avx2::packed_dot_q8_0 : avx2::packed_dot_q5_0)(
+              cols, p.group(g), xq.data(), stride, nx, want.data());
+          (t == GgmlType::Q8_0 ? v.q8_0 : v.q5_0)(cols, p.group(g), xq.data(), stride, nx,
+                                                  got.data());
+          EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+              << v.name << ", " << nx << " activation rows, group " << g;
+        }
+      }
+    }
+    if (tried == 0) GTEST_SKIP() << "this CPU has no VNNI variant";
+  }
+}
+
 TEST_P(Packed, EqualsPlainMatmul) {
   const GgmlType t = GetParam();
   ThreadPool pool(2);
