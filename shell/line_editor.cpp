@@ -149,9 +149,16 @@ LineEditor::Result LineEditor::read_raw(const std::string& prompt) {
       case '\n':
         write_out("\r\n");
         return {Outcome::line, buf};
-      case 3:  // Ctrl-C
+      case 3:  // Ctrl-C abandons the line and starts a fresh one, without leaving raw mode (a
+               // round trip through cooked mode would let the line discipline eat keys typed
+               // meanwhile, such as a Ctrl-D).
         write_out("^C\r\n");
-        return {Outcome::interrupted, {}};
+        buf.clear();
+        typed.clear();
+        cursor = 0;
+        history_index = history_.size();
+        redraw();
+        break;
       case 4:  // Ctrl-D
         if (buf.empty()) {
           write_out("\r\n");

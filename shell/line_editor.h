@@ -14,7 +14,7 @@ namespace icam::shell {
 
 class LineEditor {
  public:
-  enum class Outcome { line, interrupted, end_of_input };
+  enum class Outcome { line, end_of_input };
   struct Result {
     Outcome outcome = Outcome::line;
     std::string text;

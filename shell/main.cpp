@@ -131,7 +131,6 @@ int main(int argc, char** argv) {
   while (true) {
     auto input = editor.read("icam> ");
     if (input.outcome == shell::LineEditor::Outcome::end_of_input) break;
-    if (input.outcome == shell::LineEditor::Outcome::interrupted) continue;
     editor.add_history(input.text);
     if (!session.handle(input.text)) break;
   }
