@@ -68,6 +68,10 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
   p.accounting.prompt_tokens = static_cast<int64_t>(prompt.size());
   p.accounting.turns = 1;
 
+  // The handler sets up what the process's syscalls need (capabilities, workspace) before the
+  // model can make one; if it refuses, nothing was created.
+  ICAM_TRY_CTX(handler_.on_spawn(p, job), "job '" + job.name + "'");
+
   sched::SequenceSpec spec;
   spec.prompt = std::move(prompt);
   spec.sampling = job.sampling;
@@ -76,7 +80,12 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
   spec.priority = job.priority;
   spec.stop_at_end_of_generation = true;
   spec.on_stop = sched::OnStop::pause;
-  slot.sequence = ICAM_TRY_CTX(scheduler_->submit(std::move(spec)), "job '" + job.name + "'");
+  auto submitted = scheduler_->submit(std::move(spec));
+  if (!submitted.ok()) {
+    handler_.on_exit(p);  // undo on_spawn: the process never ran
+    return std::move(submitted).error().with_context("job '" + job.name + "'");
+  }
+  slot.sequence = *submitted;
 
   ++next_pid_;
   p.set_state(ProcessState::ready, Clock::now());
@@ -106,6 +115,9 @@ void AgentLoop::exit(Slot& s, ExitReason reason, std::string answer, std::string
   // Forget the sequence now: its pages go back to the pool, and events still queued for it
   // find no process and are ignored.
   if (scheduler_) (void)scheduler_->release(s.sequence);
+  // Drivers stop and capabilities are revoked now, not at reap: an exited process makes no more
+  // syscalls, and a daemon may keep its record for a long time.
+  handler_.on_exit(p);
   if (callbacks_.on_exit) callbacks_.on_exit(p);
 }
 

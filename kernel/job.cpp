@@ -7,6 +7,8 @@
 #include <set>
 
 #include "sched/sequence.h"
+#include "syscalls/capability.h"
+#include "syscalls/syscall_table.h"
 
 namespace icam::kernel {
 namespace {
@@ -41,7 +43,7 @@ Result<int64_t> get_int(const json& v, std::string_view source, std::string_view
 }  // namespace
 
 bool is_known_tool(std::string_view name) {
-  return name == kToolProcExit;
+  return syscalls::find_syscall(name) != nullptr;
 }
 
 Result<JobSpec> job_from_json(const json& j, std::string_view source) {
@@ -113,11 +115,35 @@ Result<JobSpec> job_from_json(const json& j, std::string_view source) {
         const std::string tpath = str_cat(path, "/", i);
         std::string name = ICAM_TRY(get_string(v[i], source, tpath, false, 256));
         if (!is_known_tool(name))
-          return bad(source, tpath, str_cat("unknown tool '", name, "' (known: proc.exit)"));
+          return bad(source, tpath,
+                     str_cat("unknown tool '", name, "' (known: ", syscalls::syscall_names(), ")"));
         if (!seen.insert(name).second)
           return bad(source, tpath, str_cat("tool '", name, "' listed twice"));
         job.tools.push_back(std::move(name));
       }
+    } else if (key == "capabilities") {
+      if (!v.is_array()) return bad(source, path, "expected an array of capability strings");
+      std::set<std::string> seen;
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string cpath = str_cat(path, "/", i);
+        std::string text = ICAM_TRY(get_string(v[i], source, cpath, false, 2048));
+        // Checked here with a stand-in workspace, so a malformed capability is a job error
+        // naming its place rather than a failed spawn.
+        std::string probe = text;
+        for (size_t at = probe.find(kWorkspaceVariable); at != std::string::npos;
+             at = probe.find(kWorkspaceVariable, at))
+          probe.replace(at, kWorkspaceVariable.size(), "/workspace");
+        auto parsed = syscalls::parse_capability(probe);
+        if (!parsed.ok()) return bad(source, cpath, parsed.error().message());
+        if (!seen.insert(text).second)
+          return bad(source, cpath, str_cat("capability '", text, "' listed twice"));
+        job.capabilities.push_back(std::move(text));
+      }
+    } else if (key == "workspace") {
+      // "" is the default (to_json writes it), so a job survives a round trip.
+      job.workspace = ICAM_TRY(get_string(v, source, path, true, 4096));
+      if (!job.workspace.empty() && job.workspace.front() != '/')
+        return bad(source, path, "expected an absolute path (or \"\" for the default)");
     } else {
       return bad(source, path, "unknown key");
     }
@@ -160,7 +186,9 @@ nlohmann::json to_json(const JobSpec& job) {
                {{"tokens", job.budgets.tokens},
                 {"wall_seconds", job.budgets.wall_seconds},
                 {"syscalls", job.budgets.syscalls}}},
-              {"tools", job.tools}};
+              {"tools", job.tools},
+              {"capabilities", job.capabilities},
+              {"workspace", job.workspace}};
 }
 
 }  // namespace icam::kernel

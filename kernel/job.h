@@ -25,8 +25,8 @@ struct Budgets {
   int64_t syscalls = 64;      // tool calls made (proc.exit excepted); >= 0
 };
 
-// The tools a job may name in "tools". Only proc.exit exists for now; the syscall table (L4)
-// will replace this list.
+// The tools a job may name in "tools": the syscalls of the syscall table
+// (syscalls/syscall_table.h), which is the only list of them.
 inline constexpr std::string_view kToolProcExit = "proc.exit";
 bool is_known_tool(std::string_view name);
 
@@ -43,7 +43,17 @@ struct JobSpec {
   int priority = 10;             // 1..100 (sched::kMinPriority..kMaxPriority)
   Budgets budgets;
   std::vector<std::string> tools;  // each is_known_tool(); no duplicates
+  // Capabilities granted to the process, in the grammar of syscalls/capability.h (each parses;
+  // "${workspace}" at the start of a path target stands for the process's workspace and is
+  // expanded at spawn). Default: none, so every syscall but proc.exit and clock.now is denied.
+  std::vector<std::string> capabilities;
+  // The directory the process's files live in (fs.* paths are relative to it; the drivers run
+  // there). Absolute. Empty: a per-process directory under the kernel's workspace root.
+  std::string workspace;
 };
+
+// "${workspace}": in a job's capability, the process's workspace directory.
+inline constexpr std::string_view kWorkspaceVariable = "${workspace}";
 
 inline constexpr size_t kMaxHistoryMessages = 256;
 

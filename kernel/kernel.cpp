@@ -13,8 +13,16 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
   kv.page_tokens = options.kv_page_tokens;
   k->backend_ = ICAM_TRY(
       llm::CpuBackend::create(k->model_->config(), k->model_->weights(), kv, options.threads));
-  k->loop_ = std::make_unique<AgentLoop>(k->model_->tokenizer(), k->model_->chat_family(),
-                                         options.syscalls);
+  SyscallHandler* handler = options.syscalls;
+  if (!handler) {
+    DispatcherOptions d;
+    d.audit_path = options.audit_path;
+    d.driver_dir = options.driver_dir;
+    d.workspace_root = options.workspace_root;
+    k->dispatcher_ = ICAM_TRY(SyscallDispatcher::create(std::move(d)));
+    handler = k->dispatcher_.get();
+  }
+  k->loop_ = std::make_unique<AgentLoop>(k->model_->tokenizer(), k->model_->chat_family(), handler);
   std::unique_ptr<sched::Policy> policy = ICAM_TRY(sched::make_policy(options.policy));
   k->scheduler_ = ICAM_TRY(sched::Scheduler::create(
       *k->backend_, k->model_->tokenizer(), std::move(policy), k->loop_.get(), options.scheduler));

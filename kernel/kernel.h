@@ -16,6 +16,7 @@
 #include "kernel/agent_loop.h"
 #include "kernel/job.h"
 #include "kernel/process.h"
+#include "kernel/syscall_dispatcher.h"
 #include "sched/policy.h"
 #include "sched/scheduler.h"
 
@@ -27,8 +28,13 @@ struct KernelOptions {
   uint64_t kv_pool_bytes = 256ull << 20;  // KV pool size
   int kv_page_tokens = 16;
   sched::SchedulerOptions scheduler;
-  sched::PolicyOptions policy;         // fair share by default: priorities matter
-  SyscallHandler* syscalls = nullptr;  // serves tool calls but proc.exit; null = none; outlives
+  sched::PolicyOptions policy;  // fair share by default: priorities matter
+  // Serves tool calls but proc.exit. null (the default): the kernel's own SyscallDispatcher,
+  // configured by the three fields below. Otherwise it must outlive the kernel.
+  SyscallHandler* syscalls = nullptr;
+  std::string audit_path;      // the audit database; "" = no audit log (see DispatcherOptions)
+  std::string driver_dir;      // the built-in drivers; "" = default_driver_dir()
+  std::string workspace_root;  // default workspaces; "" = default_workspace_root()
 };
 
 class Kernel {
@@ -67,12 +73,16 @@ class Kernel {
   const llm::KvPool& kv_pool() const { return backend_->kv_pool(); }
   const std::string& model_path() const { return model_path_; }
   const sched::Scheduler& scheduler() const { return *scheduler_; }
+  // The kernel's own dispatcher; null when KernelOptions::syscalls named another handler.
+  SyscallDispatcher* dispatcher() { return dispatcher_.get(); }
 
  private:
   Kernel() = default;
-  // Destroyed in reverse: the scheduler (which holds pages of the backend's pool) first, the
-  // model (whose weights the backend maps) last.
+  // Destroyed in reverse: the scheduler (which holds pages of the backend's pool) first, then the
+  // loop, the backend, the model (whose weights the backend maps), and last the dispatcher the
+  // loop calls (which stops the drivers of processes still alive).
   std::string model_path_;
+  std::unique_ptr<SyscallDispatcher> dispatcher_;
   std::unique_ptr<llm::Model> model_;
   std::unique_ptr<llm::CpuBackend> backend_;
   std::unique_ptr<AgentLoop> loop_;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "syscalls/arg_schema.h"
+#include "syscalls/syscall_table.h"
+
 namespace icam::kernel {
 namespace {
 
@@ -85,14 +88,21 @@ ToolOutcome execute_tool_call(Process& process, std::string_view turn_text,
 }
 
 std::string tool_instructions(const std::vector<std::string>& tools) {
-  // proc.exit is always available: a process may always end itself.
+  // proc.exit is always available: a process may always end itself. Each tool is shown as its
+  // argument signature ("?" = optional) rather than the full JSON Schema: small models follow a
+  // one-line shape better than a nested document.
   std::string text =
       "You can call tools. To call one, write a single line of the form\n"
       "<tool_call>{\"name\": \"TOOL\", \"arguments\": {...}}</tool_call>\n"
       "and stop; the result comes back in a tool message. Tools:\n"
       "- proc.exit {\"answer\": string}: finish the task and give your final answer.\n";
-  for (const auto& t : tools)
-    if (t != kToolProcExit) text += "- " + t + "\n";
+  for (const auto& t : tools) {
+    if (t == kToolProcExit) continue;
+    const syscalls::SyscallSpec* spec = syscalls::find_syscall(t);
+    if (!spec) continue;  // jobs are validated against the table; nothing else can be called
+    text +=
+        "- " + t + " " + syscalls::schema_signature(spec->arguments) + ": " + spec->summary + "\n";
+  }
   text += "If you need no tool, just answer.";
   return text;
 }

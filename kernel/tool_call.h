@@ -12,8 +12,9 @@
 // before the turn resumes.
 //
 // Hand-off to the syscall layer: every call except the built-in proc.exit goes to a
-// SyscallHandler. The syscall table (L4) will implement that interface; until then the kernel's
-// handler knows no syscalls, so every other name is answered with an "unknown tool" error.
+// SyscallHandler. The kernel's is the SyscallDispatcher (syscall_dispatcher.h): the syscall table,
+// capabilities, the audit log and the sandboxed drivers. The names a job may list and the
+// instructions the model reads both come from the syscall table (syscalls/syscall_table.h).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -45,12 +46,19 @@ Result<ToolCall> extract_tool_call(std::string_view turn_text);
 // Serves tool calls other than proc.exit. Contract: returns the result text given back to the
 // model, or an error whose message is given back to the model as {"error": message}. Must not
 // change `process` except its accounting. Called on the engine thread; must not block for long
-// (asynchronous drivers come with the syscall layer).
+// (asynchronous drivers come later; see syscall_dispatcher.h).
 class SyscallHandler {
  public:
   virtual ~SyscallHandler() = default;
   virtual Result<std::string> call(Process& process, const std::string& name,
                                    const nlohmann::json& arguments) = 0;
+  // The agent loop tells the handler about each process's life, so per-process state (granted
+  // capabilities, a workspace, warm drivers) starts with it and ends with it.
+  // on_spawn: before the process's first turn; it may fill process.capabilities. An error refuses
+  // the spawn (the process is not created, and on_exit is not called for it).
+  virtual Status on_spawn(Process& /*process*/, const JobSpec& /*job*/) { return ok_status(); }
+  // on_exit: once, when a process that on_spawn accepted exits (or its spawn failed later on).
+  virtual void on_exit(const Process& /*process*/) {}
 };
 
 // The handler used when none is given: every name is an unknown tool.
@@ -79,7 +87,8 @@ struct ToolOutcome {
 ToolOutcome execute_tool_call(Process& process, std::string_view turn_text,
                               SyscallHandler& handler);
 
-// The paragraph appended to the system message that tells the model how to call `tools`.
+// The paragraph appended to the system message that tells the model how to call `tools`: each
+// one's name, argument signature and summary from the syscall table (proc.exit always).
 std::string tool_instructions(const std::vector<std::string>& tools);
 
 }  // namespace icam::kernel

@@ -38,6 +38,7 @@ const std::vector<OptionSpec>& run_specs() {
       {"embedded", "", false, false, "run in this process even when a daemon is running"},
       {"detach", "d", false, false, "with a daemon: print the pid and return at once"},
       {"socket", "", true, false, "daemon socket (default: configured socket)"},
+      {"audit-db", "", true, false, "embedded: the audit log of its syscalls (default: $ICAM_HOME/audit.db)"},
       {"help", "h", false, false, "show this help"},
   };
   return specs;
@@ -167,6 +168,10 @@ int cmd_run(const Config& config, const std::vector<std::string>& argv) {
   options.model_path = job->model.empty() ? config.model : job->model;
   options.threads = static_cast<int>(*threads);
   options.kv_pool_bytes = config.kv_pool_bytes;
+  // The same audit log and workspace root the daemon uses by default, so `icamctl audit` sees
+  // embedded runs too. The log file is made on the first syscall only.
+  options.audit_path = args->get("audit-db").value_or(config.home + "/audit.db");
+  options.workspace_root = config.home + "/workspaces";
   auto kernel = kernel::Kernel::create(options);
   if (!kernel.ok()) return fail(kExitFailure, kernel.error().message());
   auto pid = (*kernel)->spawn(*job);

@@ -20,6 +20,9 @@ int cmd_devices(const Config& config, const std::vector<std::string>& args);
 // Runs an agent job; also exits 3 when a budget ran out (see docs/jobs.md).
 int cmd_run(const Config& config, const std::vector<std::string>& args);
 
+// Reads the syscall audit log: tail, query, export, verify (docs/icamctl.md).
+int cmd_audit(const Config& config, const std::vector<std::string>& args);
+
 // Prints "icamctl: <message>" to stderr and returns `status`.
 int fail(int status, const std::string& message);
 

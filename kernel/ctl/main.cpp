@@ -23,6 +23,7 @@ constexpr const char* kUsage =
     "  top [-d S] [-n N]             live view: throughput, batch, KV pool, processes\n"
     "  stats [--json]                the daemon's counters\n"
     "  daemon info|stop              what the daemon serves; drain and stop it\n"
+    "  audit tail|query|export|verify  the syscall audit log (icamctl audit --help)\n"
     "  config [--markdown]           show the effective configuration and where it came from\n"
     "  devices                       list CUDA devices\n"
     "\n"
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   if (command == "generate") return icam::ctl::cmd_generate(*config, rest);
   if (command == "run") return icam::ctl::cmd_run(*config, rest);
   if (command == "config") return icam::ctl::cmd_config(*config, rest);
+  if (command == "audit") return icam::ctl::cmd_audit(*config, rest);
   if (command == "devices") return icam::ctl::cmd_devices(*config, rest);
   if (command == "ps") return icam::ctl::cmd_ps(*config, rest);
   if (command == "kill") return icam::ctl::cmd_kill(*config, rest);

@@ -13,6 +13,7 @@
 #include "kernel/daemon/api.h"
 #include "kernel/daemon/server.h"
 #include "kernel/kernel.h"
+#include "syscalls/syscall_table.h"
 
 namespace {
 
@@ -37,7 +38,11 @@ const std::vector<OptionSpec>& specs() {
       {"max-processes", "", true, false, "live processes, all users (default 256)"},
       {"max-per-user", "", true, false, "live processes per user (default 64)"},
       {"drain-seconds", "", true, false, "on SIGTERM, seconds running processes get to finish (default 30)"},
+      {"audit-db", "", true, false, "the audit log of every syscall (default: $ICAM_HOME/audit.db)"},
+      {"workspace-root", "", true, false, "where default process workspaces are made (default: $ICAM_HOME/workspaces)"},
+      {"driver-dir", "", true, false, "the built-in drivers (default: the build's drivers/tools beside icamd)"},
       {"api-markdown", "", false, false, "print the API reference (docs/daemon-api.md) and exit"},
+      {"syscalls-markdown", "", false, false, "print the syscall reference (docs/syscalls.md) and exit"},
       {"help", "h", false, false, "show this help"},
   };
   return s;
@@ -65,6 +70,10 @@ int main(int argc, char** argv) {
     std::cout << daemon::api_markdown();
     return kExitOk;
   }
+  if (args->has("syscalls-markdown")) {
+    std::cout << syscalls::syscalls_markdown();
+    return kExitOk;
+  }
   if (!args->positional().empty())
     return fail(kExitUsage, "unexpected argument '" + args->positional()[0] + "'");
 
@@ -77,6 +86,10 @@ int main(int argc, char** argv) {
   if (!threads.ok()) return fail(kExitUsage, threads.error().message());
   options.threads = static_cast<int>(*threads);
   options.kv_pool_bytes = config->kv_pool_bytes;
+  // Every syscall of every process goes to the audit log; the file is made on the first one.
+  options.audit_path = args->get("audit-db").value_or(config->home + "/audit.db");
+  options.workspace_root = args->get("workspace-root").value_or(config->home + "/workspaces");
+  options.driver_dir = args->get("driver-dir").value_or("");
   const std::string backend = args->get("backend").value_or(config->backend);
   if (backend != "cpu" && backend != "cuda" && backend != "auto")
     return fail(kExitUsage, "--backend must be cpu, cuda or auto, not '" + backend + "'");
@@ -108,7 +121,7 @@ int main(int argc, char** argv) {
 
   auto kernel = kernel::Kernel::create(options);
   if (!kernel.ok()) return fail(kExitFailure, kernel.error().message());
-  log::info("icamd", "model ", options.model_path, " loaded");
+  log::info("icamd", "model ", options.model_path, " loaded; audit log ", options.audit_path);
 
   daemon::ServerOptions server_options;
   server_options.socket_path = args->get("socket").value_or(config->socket);

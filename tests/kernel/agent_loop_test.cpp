@@ -4,8 +4,12 @@
 #include "kernel/agent_loop.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 
@@ -266,6 +270,60 @@ TEST(AgentLoopTest, ToolCallsPauseParseAnswerAndResume) {
   EXPECT_GT(p->accounting.state_seconds[static_cast<size_t>(ProcessState::blocked)], 0);
   EXPECT_NE(streamed.find("</tool_call>"), std::string::npos);
   EXPECT_TRUE(rig->scheduler->sequences().empty());
+}
+
+// The whole syscall path under the agent loop: the kernel's dispatcher, a real sandboxed fs
+// driver, capabilities from the job and the audit log, driven by scripted tool calls.
+TEST(AgentLoopTest, ToolCallsBecomeAuditedCapabilityCheckedSyscalls) {
+  namespace fs = std::filesystem;
+  std::string pattern = (fs::temp_directory_path() / "icam-loop-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const fs::path root = fs::canonical(pattern);
+  fs::create_directories(root / "ws");
+  std::ofstream(root / "secret.txt") << "secret";
+  DispatcherOptions options;
+  options.audit_path = (root / "audit.db").string();
+  options.driver_dir = ICAM_DRIVER_DIR;
+  auto dispatcher = SyscallDispatcher::create(options);
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message();
+
+  auto rig = ScriptedRig::make(
+      {
+          R"(<tool_call>{"name": "fs.write", "arguments": {"path": "out.txt", "content": "42"}})",
+          R"(<tool_call>{"name": "fs.read", "arguments": {"path": "../secret.txt"}})",
+          R"(done <tool_call>{"name": "proc.exit", "arguments": {"answer": "wrote it"}})",
+      },
+      dispatcher->get());
+  ASSERT_TRUE(rig.ok()) << rig.error().message();
+  JobSpec job = tiny_job("write 42", 3, 1000);
+  job.tools = {"fs.read", "fs.write"};
+  job.capabilities = {"fs.read:${workspace}/**", "fs.write:${workspace}/**"};
+  job.workspace = (root / "ws").string();
+  auto pid = rig->loop->spawn(job);
+  ASSERT_TRUE(pid.ok()) << pid.error().message();
+  EXPECT_EQ(rig->loop->process(*pid)->capabilities[0], "fs.read:" + (root / "ws").string() + "/**");
+  ASSERT_TRUE(rig->run().ok());
+
+  const Process* p = rig->loop->process(*pid);
+  ASSERT_TRUE(p->exit.has_value());
+  EXPECT_EQ(p->exit->reason, ExitReason::completed);
+  EXPECT_EQ(p->exit->answer, "wrote it");
+  EXPECT_EQ(p->accounting.syscalls, 3);
+  std::ifstream in(root / "ws" / "out.txt");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "42");
+  // The process's exit stopped its driver.
+  EXPECT_EQ((*dispatcher)->running_drivers(*pid), 0u);
+  auto log = (*dispatcher)->audit_log();
+  ASSERT_TRUE(log.ok() && *log);
+  auto records = (*log)->query({});
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 4u);
+  EXPECT_EQ((*records)[0].syscall, "fs.write");
+  EXPECT_EQ((*records)[1].status, audit::CompletionStatus::ok);
+  EXPECT_EQ((*records)[2].decision, audit::Decision::deny);
+  EXPECT_EQ((*records)[3].status, audit::CompletionStatus::denied);
+  EXPECT_TRUE((*log)->verify().ok());
+  fs::remove_all(root);  // the rig, declared after the dispatcher, goes first
 }
 
 TEST(AgentLoopTest, SyscallBudgetEndsTheProcess) {

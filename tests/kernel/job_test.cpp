@@ -116,12 +116,47 @@ TEST(JobTest, UnknownKeysAreRejected) {
   EXPECT_EQ(error_of(j), "job.json: /budgets/memory: unknown key");
 }
 
-TEST(JobTest, UnknownToolIsRejected) {
+TEST(JobTest, ToolsAreTheSyscallTables) {
   json j = valid_job();
-  j["tools"] = {"proc.exit", "fs.read"};
-  EXPECT_EQ(error_of(j), "job.json: /tools/1: unknown tool 'fs.read' (known: proc.exit)");
+  j["tools"] = {"proc.exit", "fs.read", "fs.write", "exec.run", "kv.get", "clock.now"};
+  auto job = job_from_json(j, "job.json");
+  ASSERT_TRUE(job.ok()) << job.error().message();
+  EXPECT_EQ(job->tools.size(), 6u);
+  j["tools"] = {"proc.exit", "fs.chmod"};
+  EXPECT_EQ(error_of(j),
+            "job.json: /tools/1: unknown tool 'fs.chmod' (known: fs.read, fs.write, fs.list, "
+            "fs.stat, fs.remove, exec.run, kv.get, kv.put, clock.now, proc.exit)");
   j["tools"] = {"proc.exit", "proc.exit"};
   EXPECT_EQ(error_of(j), "job.json: /tools/1: tool 'proc.exit' listed twice");
+}
+
+TEST(JobTest, CapabilitiesAndWorkspace) {
+  json j = valid_job();
+  j["capabilities"] = {"fs.read:${workspace}/**", "exec:/usr/bin/python3", "kv:notes uses=3"};
+  j["workspace"] = "/srv/agents/a";
+  auto job = job_from_json(j, "job.json");
+  ASSERT_TRUE(job.ok()) << job.error().message();
+  EXPECT_EQ(job->capabilities.size(), 3u);
+  EXPECT_EQ(job->capabilities[0], "fs.read:${workspace}/**");  // expanded at spawn
+  EXPECT_EQ(job->workspace, "/srv/agents/a");
+  // A round trip keeps both (and an empty workspace means the default).
+  auto again = job_from_json(to_json(*job), "again");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->capabilities, job->capabilities);
+  EXPECT_TRUE(job_from_json(json{{"task", "t"}, {"workspace", ""}}).ok());
+
+  j["capabilities"] = {"fs.read:ws/**"};
+  EXPECT_EQ(error_of(j),
+            "job.json: /capabilities/0: capability \"fs.read:ws/**\": column 9: a path must be "
+            "absolute (start with '/')");
+  j["capabilities"] = {"kv:a", "kv:a"};
+  EXPECT_EQ(error_of(j), "job.json: /capabilities/1: capability 'kv:a' listed twice");
+  j["capabilities"] = "fs.read:/ws/**";
+  EXPECT_EQ(error_of(j), "job.json: /capabilities: expected an array of capability strings");
+  j = valid_job();
+  j["workspace"] = "relative/dir";
+  EXPECT_EQ(error_of(j),
+            "job.json: /workspace: expected an absolute path (or \"\" for the default)");
 }
 
 TEST(JobTest, MalformedJsonAndMissingFilesAreErrors) {

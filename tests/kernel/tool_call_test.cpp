@@ -169,5 +169,16 @@ TEST(ToolCallTest, InstructionsShowTheSyntax) {
   EXPECT_NE(text.find("proc.exit"), std::string::npos);
 }
 
+TEST(ToolCallTest, InstructionsListEachAllowedSyscallWithItsArguments) {
+  const std::string text = tool_instructions({"proc.exit", "fs.write", "clock.now"});
+  EXPECT_NE(text.find("- fs.write {\"content\": string, \"path\": string}: Create or replace a "
+                      "file in the workspace"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("- clock.now {}: The current time."), std::string::npos) << text;
+  EXPECT_EQ(text.find("fs.read"), std::string::npos);              // only what the job lists
+  EXPECT_EQ(text.find("- proc.exit"), text.rfind("- proc.exit"));  // once
+}
+
 }  // namespace
 }  // namespace icam::kernel
