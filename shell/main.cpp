@@ -97,6 +97,10 @@ int main(int argc, char** argv) {
     if (!threads.ok()) return fail(2, threads.error().message());
     k.threads = static_cast<int>(*threads);
     k.kv_pool_bytes = config->kv_pool_bytes;
+    // The shell's kernel audits its processes' syscalls where icamd would, so `icamctl audit`
+    // sees them too.
+    k.audit_path = config->home + "/audit.db";
+    k.workspace_root = config->home + "/workspaces";
     auto kernel = kernel::Kernel::create(k);
     if (!kernel.ok()) return fail(1, kernel.error().message());
     embedded.dir = (std::filesystem::temp_directory_path() /
