@@ -1,5 +1,7 @@
 #include "kernel/kernel.h"
 
+#include "drivers/llm/engine/backend_factory.h"
+
 namespace icam::kernel {
 
 Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
@@ -11,8 +13,10 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
   llm::KvPoolOptions kv;
   kv.bytes = options.kv_pool_bytes;
   kv.page_tokens = options.kv_page_tokens;
-  k->backend_ = ICAM_TRY(
-      llm::CpuBackend::create(k->model_->config(), k->model_->weights(), kv, options.threads));
+  llm::BackendOptions backend;
+  backend.kv = kv;
+  backend.threads = options.threads;
+  k->backend_ = ICAM_TRY(llm::make_backend(options.backend, *k->model_, backend));
   SyscallHandler* handler = options.syscalls;
   if (!handler) {
     DispatcherOptions d;
@@ -28,6 +32,11 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
       *k->backend_, k->model_->tokenizer(), std::move(policy), k->loop_.get(), options.scheduler));
   k->loop_->attach(*k->scheduler_);
   return k;
+}
+
+std::vector<syscalls::ProvenanceEntry> Kernel::capabilities(Pid pid) const {
+  if (!dispatcher_) return {};
+  return dispatcher_->capabilities().provenance(pid, syscalls::unix_now());
 }
 
 Result<Pid> Kernel::spawn(const JobSpec& job, Pid parent, std::optional<uint32_t> owner_uid) {

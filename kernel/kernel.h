@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "drivers/llm/engine/cpu_backend.h"
+#include "drivers/llm/engine/backend.h"
 #include "drivers/llm/engine/model.h"
 #include "kernel/agent_loop.h"
 #include "kernel/job.h"
@@ -19,12 +19,14 @@
 #include "kernel/syscall_dispatcher.h"
 #include "sched/policy.h"
 #include "sched/scheduler.h"
+#include "syscalls/capability_store.h"
 
 namespace icam::kernel {
 
 struct KernelOptions {
   std::string model_path;                 // GGUF file; required
-  int threads = 0;                        // engine worker threads; 0 = one per online core
+  std::string backend = "cpu";            // inference backend: cpu, cuda or auto (backend_factory.h)
+  int threads = 0;                        // CPU engine threads; 0 = one per online core
   uint64_t kv_pool_bytes = 256ull << 20;  // KV pool size
   int kv_page_tokens = 16;
   sched::SchedulerOptions scheduler;
@@ -69,10 +71,13 @@ class Kernel {
   std::vector<Pid> pids() const { return loop_->pids(); }
 
   const llm::Model& model() const { return *model_; }
-  const llm::CpuBackend& backend() const { return *backend_; }
+  const llm::Backend& backend() const { return *backend_; }
   const llm::KvPool& kv_pool() const { return backend_->kv_pool(); }
   const std::string& model_path() const { return model_path_; }
   const sched::Scheduler& scheduler() const { return *scheduler_; }
+  // The capabilities `pid` holds (revoked ones included, as they are after it exits) and where each
+  // came from; empty when the process has none or another handler serves syscalls.
+  std::vector<syscalls::ProvenanceEntry> capabilities(Pid pid) const;
   // The kernel's own dispatcher; null when KernelOptions::syscalls named another handler.
   SyscallDispatcher* dispatcher() { return dispatcher_.get(); }
 
@@ -84,7 +89,7 @@ class Kernel {
   std::string model_path_;
   std::unique_ptr<SyscallDispatcher> dispatcher_;
   std::unique_ptr<llm::Model> model_;
-  std::unique_ptr<llm::CpuBackend> backend_;
+  std::unique_ptr<llm::Backend> backend_;
   std::unique_ptr<AgentLoop> loop_;
   std::unique_ptr<sched::Scheduler> scheduler_;
 };

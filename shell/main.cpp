@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
     if (!threads.ok()) return fail(2, threads.error().message());
     k.threads = static_cast<int>(*threads);
     k.kv_pool_bytes = config->kv_pool_bytes;
+    k.backend = config->backend;
     // The shell's kernel audits its processes' syscalls where icamd would, so `icamctl audit`
     // sees them too.
     k.audit_path = config->home + "/audit.db";

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "kernel/ctl/daemon_commands.h"
+#include "syscalls/capability_store.h"
 
 namespace icam::shell {
 namespace {
@@ -54,6 +55,7 @@ std::string Session::help() {
          "  /run JOB.json       start a background process from a job file\n"
          "  /kill PID           cancel a process\n"
          "  /info PID           a process's record\n"
+         "  /caps PID           a process's capabilities and where each came from\n"
          "  /logs PID           a process's output so far\n"
          "  /wait PID           wait for a process to exit\n"
          "  /stats              the daemon's counters\n"
@@ -192,13 +194,28 @@ void Session::command(const std::string& name, const std::string& rest) {
     auto r = d.call("proc.run", {{"job", job}});
     if (!r.ok()) return print_error(r.error());
     std::cout << "started process " << (*r)["pid"] << "\n";
-  } else if (name == "kill" || name == "info" || name == "logs" || name == "wait") {
+  } else if (name == "kill" || name == "info" || name == "logs" || name == "wait" ||
+             name == "caps") {
     auto pid = need_pid();
     if (!pid.ok()) return print_error(pid.error());
     if (name == "kill") {
       auto r = d.call("proc.kill", {{"pid", *pid}});
       if (!r.ok()) return print_error(r.error());
       std::cout << "killed " << *pid << "\n";
+    } else if (name == "caps") {
+      auto r = d.call("proc.caps", {{"pid", *pid}});
+      if (!r.ok()) return print_error(r.error());
+      std::vector<syscalls::ProvenanceEntry> entries;
+      for (const json& j : (*r)["capabilities"]) {
+        auto entry = syscalls::provenance_from_json(j);
+        if (!entry.ok()) return print_error(entry.error());
+        entries.push_back(std::move(*entry));
+      }
+      if (entries.empty()) {
+        std::cout << "process " << *pid << " holds no capabilities\n";
+      } else {
+        std::cout << printable(syscalls::format_provenance_table(entries));
+      }
     } else if (name == "info") {
       auto r = d.call("proc.get", {{"pid", *pid}});
       if (!r.ok()) return print_error(r.error());

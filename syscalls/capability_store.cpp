@@ -391,15 +391,38 @@ std::string format_provenance_table(const std::vector<ProvenanceEntry>& entries)
   return out.str();
 }
 
+nlohmann::json provenance_to_json(const ProvenanceEntry& e) {
+  return {{"token", e.token},
+          {"capability", e.capability},
+          {"origin", e.origin},
+          {"state", e.state},
+          {"uses_left", e.uses_left ? nlohmann::json(*e.uses_left) : nlohmann::json()}};
+}
+
+Result<ProvenanceEntry> provenance_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return make_error(Errc::invalid_argument, "capability entry: not an object");
+  ProvenanceEntry e;
+  if (!j.contains("token") || !j["token"].is_number_unsigned())
+    return make_error(Errc::invalid_argument, "capability entry: /token: expected a token id");
+  e.token = j["token"].get<TokenId>();
+  for (auto [key, field] : {std::pair{"capability", &e.capability}, std::pair{"origin", &e.origin},
+                            std::pair{"state", &e.state}}) {
+    if (!j.contains(key) || !j[key].is_string())
+      return make_error(Errc::invalid_argument, "capability entry: /", key, ": expected a string");
+    *field = j[key].get<std::string>();
+  }
+  if (j.contains("uses_left") && !j["uses_left"].is_null()) {
+    if (!j["uses_left"].is_number_integer())
+      return make_error(Errc::invalid_argument, "capability entry: /uses_left: expected an integer");
+    e.uses_left = j["uses_left"].get<int64_t>();
+  }
+  return e;
+}
+
 std::string format_provenance_jsonl(const std::vector<ProvenanceEntry>& entries) {
   std::string out;
   for (const auto& e : entries) {
-    nlohmann::json j = {{"token", e.token},
-                        {"capability", e.capability},
-                        {"origin", e.origin},
-                        {"state", e.state},
-                        {"uses_left", e.uses_left ? nlohmann::json(*e.uses_left) : nlohmann::json()}};
-    out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out += provenance_to_json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     out += '\n';
   }
   return out;

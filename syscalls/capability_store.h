@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -146,6 +147,11 @@ Result<Capability> pin_capability(const Capability& capability);
 
 // Seconds since the Unix epoch, now.
 int64_t unix_now();
+
+// A provenance entry as JSON ({token, capability, origin, state, uses_left: int or null}), as the
+// daemon's proc.caps returns it, and back (invalid_argument naming the bad field).
+nlohmann::json provenance_to_json(const ProvenanceEntry& entry);
+Result<ProvenanceEntry> provenance_from_json(const nlohmann::json& j);
 
 // `icamctl caps PID` output: a table for people and one JSON object per line.
 std::string format_provenance_table(const std::vector<ProvenanceEntry>& entries);

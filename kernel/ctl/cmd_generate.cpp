@@ -7,6 +7,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "drivers/llm/engine/backend_factory.h"
 #include "drivers/llm/engine/cpu_backend.h"
 #include "drivers/llm/engine/generate.h"
 #include "drivers/llm/engine/model.h"
@@ -88,9 +89,6 @@ int cmd_generate(const Config& config, const std::vector<std::string>& argv) {
   const std::string backend_name = args->get("backend").value_or(config.backend);
   if (backend_name != "cpu" && backend_name != "cuda" && backend_name != "auto")
     return fail(kExitUsage, "--backend must be cpu, cuda or auto, not '" + backend_name + "'");
-  if (backend_name == "cuda")
-    return fail(kExitFailure,
-                "the CUDA inference backend is not available in this build yet; use --backend cpu");
 
   std::string prompt;
   if (auto p = args->get("prompt")) {
@@ -125,7 +123,10 @@ int cmd_generate(const Config& config, const std::vector<std::string>& argv) {
 
   llm::KvPoolOptions kv;
   kv.bytes = config.kv_pool_bytes;
-  auto backend = llm::CpuBackend::create(m.config(), m.weights(), kv, static_cast<int>(*threads));
+  llm::BackendOptions backend_options;
+  backend_options.kv = kv;
+  backend_options.threads = static_cast<int>(*threads);
+  auto backend = llm::make_backend(backend_name, m, backend_options);
   if (!backend.ok()) return fail(kExitFailure, backend.error().message());
 
   llm::GenerateRequest request;
@@ -160,13 +161,15 @@ int cmd_generate(const Config& config, const std::vector<std::string>& argv) {
   const size_t n_gen = result->tokens.size();
   const double decode_tps =
       result->decode_seconds > 0 && n_gen > 1 ? (n_gen - 1) / result->decode_seconds : 0;
+  const auto* cpu = dynamic_cast<const llm::CpuBackend*>(backend->get());
+  const std::string where = cpu ? ", " + std::to_string(cpu->threads()) + " threads" : "";
   std::fprintf(
       stderr,
       "prompt: %d tokens, %.1f tokens/s | decode: %zu tokens, %.1f tokens/s | finish: %s | "
-      "backend: %s, %d threads\n",
+      "backend: %s%s\n",
       result->prompt_tokens, prompt_tps, n_gen, decode_tps,
       std::string(llm::finish_reason_name(result->finish)).c_str(),
-      std::string((*backend)->name()).c_str(), (*backend)->threads());
+      std::string((*backend)->name()).c_str(), where.c_str());
   return result->finish == llm::FinishReason::cancelled ? 130 : kExitOk;
 }
 

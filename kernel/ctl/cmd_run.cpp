@@ -168,6 +168,7 @@ int cmd_run(const Config& config, const std::vector<std::string>& argv) {
   options.model_path = job->model.empty() ? config.model : job->model;
   options.threads = static_cast<int>(*threads);
   options.kv_pool_bytes = config.kv_pool_bytes;
+  options.backend = config.backend;
   // The same audit log and workspace root the daemon uses by default, so `icamctl audit` sees
   // embedded runs too. The log file is made on the first syscall only.
   options.audit_path = args->get("audit-db").value_or(config.home + "/audit.db");

@@ -14,6 +14,7 @@
 #include "kernel/ctl/args.h"
 #include "kernel/ctl/commands.h"
 #include "kernel/daemon/protocol.h"
+#include "syscalls/capability_store.h"
 
 namespace icam::ctl {
 namespace {
@@ -198,6 +199,36 @@ int cmd_ps(const Config& config, const std::vector<std::string>& argv) {
     std::cout << json(records).dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     std::cout << process_table(records);
+  }
+  return kExitOk;
+}
+
+int cmd_caps(const Config& config, const std::vector<std::string>& argv) {
+  const std::vector<OptionSpec> specs = {socket_spec(), json_spec(), help_spec()};
+  auto [args, done] = parse_or_help(
+      argv, specs, "icamctl caps PID [--json]",
+      "Shows the capabilities a process holds, their state and uses left, and where each came\n"
+      "from. --json prints one JSON object per capability and line.");
+  if (done) return *done;
+  if (args.positional().size() != 1) return fail(kExitUsage, "usage: icamctl caps PID");
+  auto pid = parse_pid(args.positional()[0]);
+  if (!pid.ok()) return fail(kExitUsage, pid.error().message());
+  auto c = connect_daemon(config, args.get("socket").value_or(""));
+  if (!c.ok()) return fail_with(c.error());
+  auto result = c->call("proc.caps", {{"pid", *pid}});
+  if (!result.ok()) return fail_with(result.error());
+  std::vector<syscalls::ProvenanceEntry> entries;
+  for (const json& j : (*result)["capabilities"]) {
+    auto entry = syscalls::provenance_from_json(j);
+    if (!entry.ok()) return fail(kExitFailure, "the daemon's answer: " + entry.error().message());
+    entries.push_back(std::move(*entry));
+  }
+  if (args.has("json")) {
+    std::cout << syscalls::format_provenance_jsonl(entries);
+  } else if (entries.empty()) {
+    std::cout << "process " << *pid << " holds no capabilities\n";
+  } else {
+    std::cout << syscalls::format_provenance_table(entries);
   }
   return kExitOk;
 }

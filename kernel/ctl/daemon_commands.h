@@ -39,6 +39,7 @@ int cmd_wait(const Config& config, const std::vector<std::string>& args);
 int cmd_logs(const Config& config, const std::vector<std::string>& args);
 int cmd_top(const Config& config, const std::vector<std::string>& args);
 int cmd_stats(const Config& config, const std::vector<std::string>& args);
+int cmd_caps(const Config& config, const std::vector<std::string>& args);
 int cmd_daemon(const Config& config, const std::vector<std::string>& args);
 
 }  // namespace icam::ctl

@@ -18,6 +18,7 @@ constexpr const char* kUsage =
     "  run JOB.json | --task TEXT    run an agent job (icamctl run --help; docs/jobs.md)\n"
     "  ps [--all] [--json]           list processes (needs icamd, as do the commands below)\n"
     "  kill PID...                   cancel processes\n"
+    "  caps PID [--json]             a process's capabilities and where each came from\n"
     "  wait PID [--timeout S]        wait for a process to exit; its exit status\n"
     "  logs PID [-f]                 print (and follow) a process's output\n"
     "  top [-d S] [-n N]             live view: throughput, batch, KV pool, processes\n"
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
   if (command == "devices") return icam::ctl::cmd_devices(*config, rest);
   if (command == "ps") return icam::ctl::cmd_ps(*config, rest);
   if (command == "kill") return icam::ctl::cmd_kill(*config, rest);
+  if (command == "caps") return icam::ctl::cmd_caps(*config, rest);
   if (command == "wait") return icam::ctl::cmd_wait(*config, rest);
   if (command == "logs") return icam::ctl::cmd_logs(*config, rest);
   if (command == "top") return icam::ctl::cmd_top(*config, rest);

@@ -23,6 +23,10 @@ const std::vector<MethodDoc>& methods() {
        "One process record (the format of `icamctl run --json`)."},
       {"proc.kill", "pid", "`{process}`",
        "Cancels a live process: it exits with reason `cancelled`, its KV pages are freed."},
+      {"proc.caps", "pid", "`{pid, capabilities: [{token, capability, origin, state, uses_left}]}`",
+       "The capabilities the process holds and where each came from (its job, or the parent it "
+       "was derived from); `state` is active, revoked, expired or exhausted. After the process "
+       "exits its tokens show as revoked."},
       {"proc.wait", "pid, timeout_s? (number)", "`{process}`",
        "Answers when the process has exited (at once if it has). With `timeout_s`, an error "
        "-32004 when it has not exited by then."},

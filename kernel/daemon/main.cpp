@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "drivers/llm/engine/cpu_backend.h"
 #include "kernel/ctl/args.h"
 #include "kernel/daemon/api.h"
 #include "kernel/daemon/server.h"
@@ -93,9 +94,7 @@ int main(int argc, char** argv) {
   const std::string backend = args->get("backend").value_or(config->backend);
   if (backend != "cpu" && backend != "cuda" && backend != "auto")
     return fail(kExitUsage, "--backend must be cpu, cuda or auto, not '" + backend + "'");
-  if (backend == "cuda")
-    return fail(kExitFailure,
-                "the CUDA inference backend is not available in this build yet; use --backend cpu");
+  options.backend = backend;
   if (auto policy = args->get("policy")) {
     auto kind = sched::parse_policy_kind(*policy);
     if (!kind.ok()) return fail(kExitUsage, kind.error().message());
@@ -128,8 +127,9 @@ int main(int argc, char** argv) {
   server_options.drain_seconds = *drain;
   server_options.max_processes = static_cast<size_t>(*max_processes);
   server_options.max_per_user = static_cast<size_t>(*max_per_user);
-  server_options.info = {{"backend", "cpu"},
-                         {"threads", (*kernel)->backend().threads()},
+  const auto* cpu = dynamic_cast<const llm::CpuBackend*>(&(*kernel)->backend());
+  server_options.info = {{"backend", std::string((*kernel)->backend().name())},
+                         {"threads", cpu ? cpu->threads() : 0},
                          {"policy", sched::policy_kind_name(options.policy.kind)},
                          {"socket", server_options.socket_path}};
   auto server = daemon::Server::create(server_options, std::move(*kernel));

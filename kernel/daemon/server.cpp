@@ -19,6 +19,7 @@
 #include "kernel/daemon/process_directory.h"
 #include "kernel/daemon/protocol.h"
 #include "kernel/job.h"
+#include "syscalls/capability_store.h"
 
 namespace icam::daemon {
 namespace {
@@ -450,6 +451,21 @@ Result<json> Server::Impl::dispatch(const std::shared_ptr<Session>& session, con
             reply_later(json{{"process", record}});
           }
         });
+      });
+    });
+    return json(nullptr);
+  }
+  if (method == "proc.caps") {
+    ICAM_TRY(check_params(params, {"pid"}));
+    const kernel::Pid pid = ICAM_TRY(pid_param(params));
+    if (!directory.find(pid, uid)) return no_process(pid);
+    answered_later = true;
+    // The capability store lives with the kernel, on the engine thread.
+    engine->post([this, pid, reply_later](kernel::Kernel& k) {
+      json entries = json::array();
+      for (const auto& e : k.capabilities(pid)) entries.push_back(syscalls::provenance_to_json(e));
+      asio::post(io, [pid, entries = std::move(entries), reply_later] {
+        reply_later(json{{"pid", pid}, {"capabilities", entries}});
       });
     });
     return json(nullptr);

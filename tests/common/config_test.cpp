@@ -35,7 +35,7 @@ TEST_F(ConfigTest, DefaultsPlaceModelUnderHome) {
   EXPECT_EQ(c->home, "/srv/icam");
   EXPECT_EQ(c->model, "/srv/icam/models/gemma-3-270m-q4_k_m.gguf");
   EXPECT_EQ(c->origin["home"], "env:ICAM_HOME");
-  EXPECT_EQ(c->backend, "auto");
+  EXPECT_EQ(c->backend, "cpu");
 }
 
 TEST_F(ConfigTest, FileThenEnvironmentOverride) {

@@ -35,6 +35,7 @@ Result<KvPool> KvPool::create(const ModelConfig& config, const KvPoolOptions& op
                       " bytes: ", std::strerror(errno));
   pool.base_ = static_cast<uint8_t*>(mem);
   pool.refs_.assign(pool.n_pages_, 0);
+  pool.generations_.assign(pool.n_pages_, 0);
   pool.free_list_.reserve(pool.n_pages_);
   // Hand out low page numbers first, so a lightly used pool touches little memory.
   for (int32_t p = pool.n_pages_ - 1; p >= 0; --p) pool.free_list_.push_back(p);
@@ -58,6 +59,7 @@ KvPool& KvPool::operator=(KvPool&& other) noexcept {
     kv_dim_ = other.kv_dim_;
     free_list_ = std::move(other.free_list_);
     refs_ = std::move(other.refs_);
+    generations_ = std::move(other.generations_);
   }
   return *this;
 }
@@ -72,6 +74,7 @@ Result<int32_t> KvPool::allocate() {
   int32_t page = free_list_.back();
   free_list_.pop_back();
   refs_[page] = 1;
+  ++generations_[page];
   return page;
 }
 
@@ -83,6 +86,26 @@ void KvPool::retain(int32_t page) {
 void KvPool::release(int32_t page) {
   assert(valid(page));
   if (--refs_[page] == 0) free_list_.push_back(page);
+}
+
+Status KvPool::read_page(int32_t page, std::span<uint8_t> out) const {
+  if (!valid(page))
+    return make_error(Errc::invalid_argument, "KV pool: page ", page, " is not in use");
+  if (out.size() != page_bytes_)
+    return make_error(Errc::invalid_argument, "KV pool: reading page ", page, " needs ",
+                      page_bytes_, " bytes, the buffer has ", out.size());
+  std::memcpy(out.data(), page_data(page), page_bytes_);
+  return ok_status();
+}
+
+Status KvPool::write_page(int32_t page, std::span<const uint8_t> in) {
+  if (!valid(page))
+    return make_error(Errc::invalid_argument, "KV pool: page ", page, " is not in use");
+  if (in.size() != page_bytes_)
+    return make_error(Errc::invalid_argument, "KV pool: writing page ", page, " needs ",
+                      page_bytes_, " bytes, got ", in.size());
+  std::memcpy(page_data(page), in.data(), page_bytes_);
+  return ok_status();
 }
 
 }  // namespace icam::llm

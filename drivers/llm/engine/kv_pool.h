@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "common/result.h"
@@ -51,6 +52,10 @@ class KvPool {
   void release(int32_t page);
   int ref_count(int32_t page) const { return refs_[page]; }
   bool valid(int32_t page) const { return page >= 0 && page < n_pages_ && refs_[page] > 0; }
+  // Counts the allocations of `page`: it changes each time the page is handed out again, so a
+  // holder of no reference (the prefix index) can tell that a page it remembers was freed and
+  // reused, and now holds other keys and values.
+  uint64_t generation(int32_t page) const { return generations_[page]; }
 
   // Keys (or values) of `layer` in `page`: page_tokens rows of kv_dim halves.
   uint16_t* keys(int32_t page, int layer) { return slab(page, layer, 0); }
@@ -59,6 +64,15 @@ class KvPool {
   const uint16_t* values(int32_t page, int layer) const { return slab(page, layer, 1); }
   // The whole page, page_bytes() long (for copying between tiers).
   uint8_t* page_data(int32_t page) { return base_ + static_cast<uint64_t>(page) * page_bytes_; }
+  const uint8_t* page_data(int32_t page) const {
+    return base_ + static_cast<uint64_t>(page) * page_bytes_;
+  }
+
+  // Copies a page's keys and values of every layer out of the pool (`out` is page_bytes() long)
+  // or into it (`in` likewise), in the pool's layout. Errc::invalid_argument for a page not in use
+  // or a buffer of another size; nothing is copied then.
+  Status read_page(int32_t page, std::span<uint8_t> out) const;
+  Status write_page(int32_t page, std::span<const uint8_t> in);
 
  private:
   KvPool() = default;
@@ -78,6 +92,7 @@ class KvPool {
   int kv_dim_ = 0;
   std::vector<int32_t> free_list_;
   std::vector<int32_t> refs_;
+  std::vector<uint64_t> generations_;
 };
 
 }  // namespace icam::llm

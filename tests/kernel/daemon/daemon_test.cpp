@@ -72,8 +72,13 @@ class Daemon {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     socket_ = (dir_ / "run" / "icamd.sock").string();
-    std::vector<std::string> args = {ICAMD_PATH, "--socket", socket_, "--model", model_file(),
-                                     "--threads", "1"};
+    // Workspaces and the audit log in the test's directory, not the user's home.
+    std::vector<std::string> args = {ICAMD_PATH,     "--socket",
+                                     socket_,        "--model",
+                                     model_file(),   "--threads",
+                                     "1",            "--audit-db",
+                                     (dir_ / "audit.db").string(), "--workspace-root",
+                                     (dir_ / "workspaces").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
@@ -481,6 +486,49 @@ TEST(Daemon, SigtermDrainsThenCancelsWhatIsLeft) {
   EXPECT_EQ((*w2)["process"]["exit"]["reason"], "cancelled");
   EXPECT_EQ(d.wait_exit(30), 0) << d.log();
   EXPECT_FALSE(fs::exists(d.socket()));
+}
+
+TEST(Daemon, CapsShowsWhatAProcessHoldsAndWhereItCameFrom) {
+  Daemon d;
+  DaemonClient c = d.connect();
+  json job = long_job("caps");
+  job["tools"] = {"fs.read"};
+  job["capabilities"] = {"fs.read:${workspace}/** uses=5", "net:none"};
+  const uint64_t pid = run(c, job);
+  auto caps = c.call("proc.caps", {{"pid", pid}});
+  ASSERT_TRUE(caps.ok()) << caps.error().message();
+  const json& list = (*caps)["capabilities"];
+  ASSERT_EQ(list.size(), 2u) << caps->dump();
+  EXPECT_EQ(list[0]["capability"].get<std::string>().rfind("fs.read:/", 0), 0u) << list[0];
+  EXPECT_NE(list[0]["capability"].get<std::string>().find("/workspaces/"), std::string::npos);
+  EXPECT_EQ(list[0]["uses_left"], 5);
+  EXPECT_EQ(list[0]["state"], "active");
+  EXPECT_NE(list[0]["origin"].get<std::string>().find("job 'caps'"), std::string::npos) << list[0];
+  EXPECT_EQ(list[1]["capability"], "net:none");
+  EXPECT_TRUE(list[1]["uses_left"].is_null());
+
+  // icamctl caps prints the same as a table.
+  const std::string cmd = "ICAM_SOCKET=" + d.socket() + " " + ICAMCTL_PATH + " caps " +
+                          std::to_string(pid) + " 2>&1";
+  std::string out;
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    EXPECT_EQ(::pclose(f), 0) << out;
+  }
+  EXPECT_NE(out.find("CAPABILITY"), std::string::npos) << out;
+  EXPECT_NE(out.find("net:none"), std::string::npos) << out;
+
+  // After exit the tokens show as revoked; an unknown pid is an error.
+  ASSERT_TRUE(c.call("proc.kill", {{"pid", pid}}).ok());
+  ASSERT_TRUE(c.call("proc.wait", {{"pid", pid}}).ok());
+  auto after = c.call("proc.caps", {{"pid", pid}});
+  ASSERT_TRUE(after.ok()) << after.error().message();
+  for (const json& e : (*after)["capabilities"]) EXPECT_EQ(e["state"], "revoked") << e;
+  auto missing = c.call("proc.caps", {{"pid", 999999}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), Errc::not_found);
 }
 
 TEST(Daemon, RefusesASecondDaemonOnTheSameSocketAndReplacesAStaleOne) {
