@@ -6,9 +6,9 @@
 #include <optional>
 #include <utility>
 
-#include "drivers/llm/engine/block_table.h"
 #include "drivers/llm/sampling/sampler.h"
 #include "drivers/llm/sampling/stop_condition.h"
+#include "memory/context_pages.h"
 
 namespace icam::sched {
 namespace {
@@ -28,7 +28,9 @@ double seconds_between(std::chrono::steady_clock::time_point a,
 // The scheduler's record of one sequence. Invariants while it is not finished: `tokens` holds at
 // least one token more than `cached` (the last sampled token, and appended or recomputed ones,
 // wait to be fed); `table` has no pages (not admitted, or preempted) or pages for at least `cached`
-// positions, and admit() extends it to the whole context before any of it is fed.
+// positions, and admit() extends it before anything is fed: to the whole context, or with prefix
+// sharing to the end of the chunk fed. Pages below `cached` may be shared with other sequences;
+// pages at or past it are this sequence's own.
 struct Scheduler::Entry {
   Entry(SequenceId id_, SequenceSpec&& spec, llm::KvPool& pool, llm::Sampler&& sampler_)
       : id(id_),
@@ -54,7 +56,8 @@ struct Scheduler::Entry {
   std::vector<int32_t> tokens;  // prompt, then generated and appended tokens
   int32_t cached = 0;           // positions [0, cached) have their keys and values in `table`
   int32_t high_water = 0;       // the most positions ever cached: below it, feeding recomputes
-  llm::BlockTable table;
+  memory::ContextPages table;
+  std::vector<memory::PageHash> hashes;  // of the first hashes.size() full pages of `tokens`
   llm::Sampler sampler;
   llm::StopMatcher stops;
 
@@ -110,7 +113,10 @@ Scheduler::Scheduler(llm::Backend& backend, const llm::Tokenizer& tokenizer,
       tokenizer_(tokenizer),
       policy_(std::move(policy)),
       events_(events),
-      options_(options) {}
+      options_(options),
+      identity_(options.model_identity ? *options.model_identity
+                                       : memory::config_identity(backend.config())),
+      index_(backend.kv_pool()) {}
 
 Scheduler::~Scheduler() = default;
 
@@ -307,6 +313,7 @@ Status Scheduler::step() {
   in_step_ = true;
   ++step_index_;
   plan_step();
+  stats_.kv_pages_peak = std::max(stats_.kv_pages_peak, pool_.n_pages() - pool_.free_pages());
   if (plan_.members.empty()) {
     ++stats_.idle_steps;
     in_step_ = false;
@@ -350,6 +357,7 @@ Status Scheduler::step() {
   for (const StepMember& m : plan_.members) {
     Entry& e = *find(m.id);
     e.cached += m.count;
+    if (options_.share_prefixes) index_full_pages(e, m.start_pos);
     e.stats.recomputed_tokens += m.recomputed;
     e.high_water = std::max(e.high_water, e.cached);
     policy_->charge(m.id, m.count);
@@ -408,11 +416,16 @@ void Scheduler::plan_step() {
     Entry& e = *find(order_[i]);
     if (e.phase != Phase::runnable) continue;  // finished while planning (context_full)
     const StepKind kind = e.decoding() ? StepKind::decode : StepKind::prefill;
-    const int n = budget.take(kind, e.pending(), chunk_cap);
+    int n = budget.take(kind, e.pending(), chunk_cap);
     if (n == 0) continue;
-    if (!admit(e, i, admission_open)) {
+    if (!admit(e, i, n, admission_open)) {
       budget.give_back(n);
       continue;
+    }
+    // Shared pages attached by admit() leave less to feed.
+    if (n > e.pending()) {
+      budget.give_back(n - e.pending());
+      n = e.pending();
     }
     StepMember m;
     m.id = e.id;
@@ -430,9 +443,10 @@ void Scheduler::plan_step() {
   }
 }
 
-// Makes sure `e` (at `order_index` in this step's order) has pages for its whole context, taking
-// them from others as the header comment describes. False: it cannot join this step.
-bool Scheduler::admit(Entry& e, size_t order_index, bool& admission_open) {
+// Makes sure `e` (at `order_index` in this step's order) has pages for what it feeds this step
+// (`chunk` tokens from `cached`; without prefix sharing, for its whole context), taking them from
+// others as the header comment describes. False: it cannot join this step.
+bool Scheduler::admit(Entry& e, size_t order_index, int chunk, bool& admission_open) {
   const int64_t positions = static_cast<int64_t>(e.tokens.size());
   if (pages_for(positions) > pool_.n_pages()) {
     // submit() and resume() refuse such contexts and sample() finishes a sequence before it gets
@@ -440,29 +454,94 @@ bool Scheduler::admit(Entry& e, size_t order_index, bool& admission_open) {
     finish(e, FinishReason::context_full, Clock::now());
     return false;
   }
-  const int missing = pages_for(positions) - static_cast<int>(e.table.pages().size());
-  if (missing <= 0) return true;
   const bool was_resident = e.resident();
   if (!was_resident && !admission_open) return false;
+  // Pages computed by others first: a newcomer then reserves only the rest. The attached pages
+  // hold a reference, so no preemption below can free them.
+  const int attached = options_.share_prefixes ? attach_shared_prefix(e) : 0;
+  // With sharing, pages past this chunk are not reserved yet: another sequence may compute them
+  // first, and reserving them now would hold a private copy of pages about to be shared.
+  const int64_t upto =
+      options_.share_prefixes ? std::min<int64_t>(e.cached + chunk, positions) : positions;
+  const int missing = pages_for(upto) - static_cast<int>(e.table.pages().size());
+  if (missing <= 0) return true;
   while (pool_.free_pages() < missing) {
-    Entry* victim = pick_victim(e, order_index);
+    Entry* victim = pick_victim(e, was_resident, order_index);
     if (victim == nullptr) break;
     preempt(*victim);
   }
   if (pool_.free_pages() < missing) {
-    // A newcomer that does not fit keeps the later ones out too, so pages freed by finishing
-    // sequences go to it first.
-    if (!was_resident) admission_open = false;
+    if (!was_resident) {
+      // Not admitted after all: give the attached pages back (they stay with their holders).
+      if (attached > 0) {
+        e.table.clear();
+        e.cached = 0;
+        e.stats.shared_tokens -= attached * pool_.page_tokens();
+        stats_.shared_tokens -= static_cast<uint64_t>(attached) * pool_.page_tokens();
+        stats_.prefix_hits -= static_cast<uint64_t>(attached);
+      }
+      // A newcomer that does not fit keeps the later ones out too, so pages freed by finishing
+      // sequences go to it first.
+      admission_open = false;
+    }
     return false;
   }
-  Status reserved = e.table.reserve(positions);
+  Status reserved = e.table.reserve(upto);
   assert(reserved.ok());  // enough pages are free
   if (!reserved.ok()) return false;
   e.admitted_once = true;
   return true;
 }
 
-Scheduler::Entry* Scheduler::pick_victim(const Entry& requester, size_t order_index) const {
+// The hash of `e`'s full page `page`, computed once.
+const memory::PageHash& Scheduler::page_hash_of(Entry& e, size_t page) {
+  const int pt = pool_.page_tokens();
+  while (e.hashes.size() <= page) {
+    const size_t i = e.hashes.size();
+    const memory::PageHash& parent = i == 0 ? memory::kRootPageHash : e.hashes[i - 1];
+    e.hashes.push_back(memory::page_hash(
+        parent, std::span<const int32_t>(e.tokens).subspan(i * pt, pt), identity_));
+  }
+  return e.hashes[page];
+}
+
+// Attaches, from the prefix index, the pages that hold exactly what `e` would compute next: full
+// pages from `cached` on, short of the page of its last token (fed to get logits). A newcomer's
+// empty table grows; an admitted sequence's reserved, unwritten pages are replaced. Returns the
+// pages attached.
+int Scheduler::attach_shared_prefix(Entry& e) {
+  const int pt = pool_.page_tokens();
+  const int64_t last = static_cast<int64_t>(e.tokens.size()) - 1;  // must be fed
+  int attached = 0;
+  while (e.cached % pt == 0 && e.cached + pt <= last) {
+    const size_t page = static_cast<size_t>(e.cached / pt);
+    if (page > e.table.size()) break;  // cannot happen: the table covers [0, cached)
+    ++stats_.prefix_lookups;
+    const int32_t shared = index_.find(page_hash_of(e, page));
+    if (shared < 0) break;
+    if (page < e.table.size())
+      e.table.replace(page, shared);
+    else
+      e.table.append_shared(shared);
+    e.cached += pt;
+    e.stats.shared_tokens += pt;
+    stats_.shared_tokens += static_cast<uint64_t>(pt);
+    ++stats_.prefix_hits;
+    ++attached;
+  }
+  return attached;
+}
+
+// Records in the prefix index the pages of `e` that this step completed (it fed from
+// `from_position` to `cached`).
+void Scheduler::index_full_pages(Entry& e, int32_t from_position) {
+  const int pt = pool_.page_tokens();
+  for (int32_t page = from_position / pt; (page + 1) * pt <= e.cached; ++page)
+    index_.insert(page_hash_of(e, static_cast<size_t>(page)), e.table.pages()[page]);
+}
+
+Scheduler::Entry* Scheduler::pick_victim(const Entry& requester, bool requester_admitted,
+                                         size_t order_index) const {
   // Idle sequences first, the one idle longest first (ties: the older id).
   Entry* best = nullptr;
   for (const auto& [id, e] : entries_) {
@@ -470,7 +549,7 @@ Scheduler::Entry* Scheduler::pick_victim(const Entry& requester, size_t order_in
     if (e->phase != Phase::paused && e->phase != Phase::blocked) continue;
     if (best == nullptr || e->idle_since_step < best->idle_since_step) best = e.get();
   }
-  if (best != nullptr || !requester.resident()) return best;
+  if (best != nullptr || !requester_admitted) return best;
   // Then running sequences behind the requester in the order, the last first.
   for (const auto& [id, e] : entries_) {
     if (e->phase != Phase::runnable || !e->resident() || e->order_index == kNotInOrder) continue;

@@ -4,18 +4,33 @@
 // chunks of prompts mix in a single Backend::forward call. Each sequence whose chunk reaches the
 // end of its context samples its next token, which goes through its stop matcher to the events.
 //
-// KV pages. A sequence is admitted to the KV pool when it is first served: it gets pages for its
-// whole context at once, so its later prefill chunks need none; a decoding sequence takes one more
-// page each time it crosses a page boundary. When the pool cannot supply a sequence in the batch:
+// KV pages. A sequence is admitted to the KV pool when it is first served. Without prefix sharing
+// it gets pages for its whole context at once, so its later prefill chunks need none; with it, it
+// gets pages for the chunk it feeds and each later chunk takes the pages it needs, so that pages
+// another sequence computes meanwhile are attached rather than held twice. A decoding sequence
+// takes one more page each time it crosses a page boundary. When the pool cannot supply a sequence
+// in the batch:
 //   1. pages of paused and blocked sequences are taken first, least recently active first;
 //   2. then, for a sequence already admitted, those of admitted sequences behind it in the policy's
 //      order, last first (they are "preempted": when re-admitted, their whole context is prefilled
-//      again, and their output is unchanged).
+//      again, but for pages still held by others when sharing, and their output is unchanged).
 // A sequence not yet admitted never preempts a running one, so admission cannot thrash; when it
 // does not fit, no later sequence in the order is admitted in that step either, so a large request
 // is not overtaken forever by small ones. A step never fails for lack of pages: a sequence whose
 // context needs more pages than the whole pool holds finishes with context_full (and submit()
 // refuses a prompt that could never fit).
+//
+// Prefix sharing (SchedulerOptions::share_prefixes, on by default). Every full KV page a sequence
+// has computed is recorded in a prefix index under its page hash (memory/page_hash.h: the model
+// identity and every token up to the page's end). Before a sequence prefills, the full pages at
+// the front of what it has still to feed are looked up there, and those found are attached (one
+// more reference) instead of being computed: a newcomer attaches them before its other pages are
+// reserved, and a sequence part-way through its prefill attaches the pages another one
+// completed meanwhile. The page holding the last token to feed is always computed, so a sampled
+// token always has its logits. Shared pages are full and never written again (a sequence writes
+// only past the positions it holds), so no copy-on-write is needed; a shared page goes back to the
+// pool when its last holder lets go. The keys and values are the same bytes the sequence would
+// have computed (the engine's rows do not depend on the batch), so outputs are unchanged.
 //
 // Thread-safety: a Scheduler is driven by one thread, the engine thread, which owns the Backend
 // and its KV pool: every method, the events included, runs on it. The daemon owns that thread and
@@ -25,12 +40,16 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
 #include "drivers/llm/engine/backend.h"
 #include "drivers/llm/tokenizer/tokenizer.h"
+#include "memory/model_identity.h"
+#include "memory/page_hash.h"
+#include "memory/prefix_index.h"
 #include "sched/events.h"
 #include "sched/policy.h"
 #include "sched/scheduler_stats.h"
@@ -40,9 +59,13 @@
 namespace icam::sched {
 
 struct SchedulerOptions {
-  int token_budget = 256;  // tokens fed per step, prefill chunks and decodes together; >= 1
-  int max_batch = 64;      // sequences per step; >= 1
-  int prefill_chunk = 0;   // most tokens one sequence prefills in a step; 0 = token_budget
+  int token_budget = 256;      // tokens fed per step, prefill chunks and decodes together; >= 1
+  int max_batch = 64;          // sequences per step; >= 1
+  int prefill_chunk = 0;       // most tokens one sequence prefills in a step; 0 = token_budget
+  bool share_prefixes = true;  // attach computed full pages instead of prefilling them again
+  // Whose pages the prefix index holds. When unset, the identity of the backend's hyper-parameters
+  // (memory::config_identity) is used, which is enough as long as pages never leave this pool.
+  std::optional<memory::ModelIdentity> model_identity;
 };
 
 class Scheduler {
@@ -117,8 +140,11 @@ class Scheduler {
   int pages_for(int64_t positions) const;
 
   void plan_step();
-  bool admit(Entry& e, size_t order_index, bool& admission_open);
-  Entry* pick_victim(const Entry& requester, size_t order_index) const;
+  bool admit(Entry& e, size_t order_index, int chunk, bool& admission_open);
+  int attach_shared_prefix(Entry& e);
+  void index_full_pages(Entry& e, int32_t from_position);
+  const memory::PageHash& page_hash_of(Entry& e, size_t page);
+  Entry* pick_victim(const Entry& requester, bool requester_admitted, size_t order_index) const;
   void preempt(Entry& e);
   void sample(Entry& e, std::span<const float> logits, Clock::time_point now);
   void end_turn(Entry& e, FinishReason reason, Clock::time_point now);
@@ -133,6 +159,8 @@ class Scheduler {
   std::unique_ptr<Policy> policy_;
   SchedulerEvents* events_;
   SchedulerOptions options_;
+  memory::ModelIdentity identity_;
+  memory::PrefixIndex index_;
 
   SequenceId next_id_ = 1;
   std::map<SequenceId, std::unique_ptr<Entry>> entries_;

@@ -17,6 +17,11 @@ struct SchedulerStats {
   uint64_t sampled_tokens = 0;     // tokens sampled
   uint64_t preemptions = 0;        // times a sequence's pages were taken back
   uint64_t recomputed_tokens = 0;  // tokens fed again because of preemptions
+  // Prefix sharing: full pages looked up in the prefix index before prefilling, the ones found and
+  // attached instead of computed, and the prefill tokens those saved.
+  uint64_t prefix_lookups = 0;
+  uint64_t prefix_hits = 0;
+  uint64_t shared_tokens = 0;
   uint64_t submitted = 0;
   uint64_t finished = 0;  // sequences that finished, for any reason
   int max_batch_seen = 0;
@@ -26,6 +31,9 @@ struct SchedulerStats {
   int kv_pages_total = 0;
   int kv_pages_free = 0;
   int kv_pages_used() const { return kv_pages_total - kv_pages_free; }
+  // The most pages in use at once, over the steps: measured when a step's pages are all taken
+  // (after planning, before sequences that finish in the step give theirs back).
+  int kv_pages_peak = 0;
 
   // Wall time inside step() (event callbacks excluded), of which inside Backend::forward and
   // inside the samplers. What remains after both is the scheduler's own time: planning, page
@@ -34,6 +42,9 @@ struct SchedulerStats {
   double forward_seconds = 0;
   double sample_seconds = 0;
 
+  double prefix_hit_rate() const {
+    return prefix_lookups ? double(prefix_hits) / double(prefix_lookups) : 0;
+  }
   double mean_batch_size() const { return steps ? double(sequences_served) / double(steps) : 0; }
   double mean_tokens_per_step() const { return steps ? double(tokens) / double(steps) : 0; }
   // Time in step() not spent in the engine's forward pass, sampling included.

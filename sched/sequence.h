@@ -82,6 +82,7 @@ struct SequenceStats {
   int turns = 1;                    // 1 + the number of resume() calls
   int preemptions = 0;              // times its pages were taken back
   int recomputed_tokens = 0;        // tokens fed again after preemptions
+  int shared_tokens = 0;            // positions attached from other sequences' pages, not fed
   double waiting_seconds = 0;       // runnable but not served by the step running
   double running_seconds = 0;       // durations of the steps that served it
   double idle_seconds = 0;          // paused or blocked
