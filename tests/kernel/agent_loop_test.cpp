@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 
+#include "drivers/llm/engine/cpu_backend.h"
 #include "kernel/kernel.h"
 #include "tests/drivers/llm/engine/tiny_model.h"
 
