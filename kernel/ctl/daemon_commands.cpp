@@ -366,11 +366,15 @@ int cmd_stats(const Config& config, const std::vector<std::string>& argv) {
   std::printf("time        %.2f s in steps: %.2f s forward, %.2f s sampling, scheduler %.2f%%\n",
               sc.value("step_seconds", 0.0), sc.value("forward_seconds", 0.0),
               sc.value("sample_seconds", 0.0), 100 * sc.value("scheduler_share", 0.0));
+  std::printf("prefixes    %lld of %lld prompt pages found computed, %lld prompt tokens shared\n",
+              sc.value("prefix_hits", 0ll), sc.value("prefix_lookups", 0ll),
+              sc.value("shared_tokens", 0ll));
   const double page_bytes = kv.value("page_bytes", 0.0);
-  std::printf("kv pool     %lld / %lld pages used (%s of %s, %lld tokens a page)\n",
+  std::printf("kv pool     %lld / %lld pages used (%s of %s, %lld tokens a page), peak %lld\n",
               kv.value("pages_used", 0ll), kv.value("pages_total", 0ll),
               bytes_text(page_bytes * kv.value("pages_used", 0.0)).c_str(),
-              bytes_text(kv.value("bytes", 0.0)).c_str(), kv.value("page_tokens", 0ll));
+              bytes_text(kv.value("bytes", 0.0)).c_str(), kv.value("page_tokens", 0ll),
+              kv.value("pages_peak", 0ll));
   return kExitOk;
 }
 
