@@ -5,31 +5,21 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <vector>
 
+#include "tests/fuzz_replay.h"
 #include "tests/kernel/tool_call_fuzz.h"
 
 namespace icam::kernel {
 namespace {
 
 std::vector<std::vector<uint8_t>> seeds() {
-  std::vector<std::vector<uint8_t>> out;
-  const auto dir = std::filesystem::path(ICAM_SOURCE_DIR) / "tests/kernel/tool_call_corpus";
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(entry.path(), std::ios::binary);
-    out.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  return out;
+  return icam::testing::read_corpus(std::filesystem::path(ICAM_SOURCE_DIR) /
+                                    "tests/kernel/tool_call_corpus");
 }
 
-// splitmix64: the same mutations on every platform.
 uint64_t next(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return icam::testing::splitmix64(state);
 }
 
 TEST(ToolCallFuzzReplay, SeedsPass) {
