@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/backend_rates.h"
 #include "common/config.h"
 #include "drivers/llm/engine/block_table.h"
 #include "drivers/llm/engine/cuda_backend.h"
@@ -22,15 +23,14 @@
 
 namespace {
 
+using icam::bench::decode_rate;
+using icam::bench::make_tokens;
+using icam::bench::seconds_since;
 using Clock = std::chrono::steady_clock;
 using icam::llm::Backend;
 using icam::llm::BlockTable;
 using icam::llm::LogitsWanted;
 using icam::llm::SequenceStep;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 struct Options {
   std::string model;
@@ -74,50 +74,6 @@ bool parse(int argc, char** argv, Options& o) {
     }
   }
   return true;
-}
-
-std::vector<int32_t> make_tokens(int n, int vocab, uint32_t seed) {
-  std::vector<int32_t> t(n);
-  uint32_t x = seed * 2654435761u + 1;
-  const int span = std::max(1, std::min(vocab - 1000, 50000));
-  for (auto& v : t) {
-    x = x * 1664525u + 1013904223u;
-    v = std::min(vocab - 1, 1000 + static_cast<int32_t>(x % static_cast<uint32_t>(span)));
-  }
-  return t;
-}
-
-// Prefills `count` sequences with `prompt` tokens each, then decodes `steps` steps of one token
-// per sequence (greedy), all sequences in one batch. Returns aggregate decode tokens/s.
-icam::Result<double> decode_rate(Backend& backend, int count, int prompt, int steps) {
-  const int vocab = backend.config().n_vocab;
-  std::vector<BlockTable> tables;
-  std::vector<std::vector<int32_t>> tokens;
-  std::vector<float> logits;
-  tables.reserve(count);
-  for (int s = 0; s < count; ++s) {
-    tables.emplace_back(backend.kv_pool());
-    tokens.push_back(make_tokens(prompt, vocab, 100 + s));
-    ICAM_TRY(tables.back().reserve(prompt + steps + 1));
-    SequenceStep step{tokens[s], 0, tables[s].pages(), LogitsWanted::last};
-    ICAM_TRY(backend.forward(std::span<const SequenceStep>(&step, 1), logits));
-    tokens[s].push_back(
-        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
-  }
-  auto t = Clock::now();
-  for (int i = 0; i < steps; ++i) {
-    std::vector<SequenceStep> batch;
-    for (int s = 0; s < count; ++s)
-      batch.push_back({std::span<const int32_t>(&tokens[s].back(), 1),
-                       static_cast<int32_t>(tokens[s].size() - 1), tables[s].pages(),
-                       LogitsWanted::last});
-    ICAM_TRY(backend.forward(batch, logits));
-    for (int s = 0; s < count; ++s) {
-      auto row = logits.begin() + static_cast<int64_t>(s) * vocab;
-      tokens[s].push_back(static_cast<int32_t>(std::max_element(row, row + vocab) - row));
-    }
-  }
-  return static_cast<double>(count) * steps / seconds_since(t);
 }
 
 // One step of `n` prompt tokens (logits for the last), after one warm-up step. Tokens/s.

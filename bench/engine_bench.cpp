@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/backend_rates.h"
 #include "common/config.h"
 #include "common/thread_pool.h"
 #include "drivers/llm/engine/block_table.h"
@@ -31,14 +32,13 @@
 
 namespace {
 
+using icam::bench::decode_rate;
+using icam::bench::make_tokens;
+using icam::bench::seconds_since;
 using Clock = std::chrono::steady_clock;
 using icam::llm::BlockTable;
 using icam::llm::LogitsWanted;
 using icam::llm::SequenceStep;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -105,49 +105,6 @@ bool parse(int argc, char** argv, Options& o) {
     }
   }
   return o.prompt_tokens > 0 && o.decode_tokens > 1;
-}
-
-// Deterministic pseudo-text tokens, avoiding the first few (control) ids.
-std::vector<int32_t> make_tokens(int n, int vocab, uint32_t seed) {
-  std::vector<int32_t> t(n);
-  uint32_t x = seed * 2654435761u + 1;
-  for (auto& v : t) {
-    x = x * 1664525u + 1013904223u;
-    v = 1000 + static_cast<int32_t>(x % static_cast<uint32_t>(std::min(vocab - 1000, 50000)));
-  }
-  return t;
-}
-
-// Prefills `count` sequences with `prompt` tokens each, then decodes `steps` steps of one token per
-// sequence (greedy argmax), all sequences in one batch. Returns aggregate decode tokens/s.
-icam::Result<double> decode_rate(icam::llm::CpuBackend& backend, int count, int prompt, int steps) {
-  const int vocab = backend.config().n_vocab;
-  std::vector<BlockTable> tables;
-  std::vector<std::vector<int32_t>> tokens;
-  std::vector<float> logits;
-  for (int s = 0; s < count; ++s) {
-    tables.emplace_back(backend.kv_pool());
-    tokens.push_back(make_tokens(prompt, vocab, 100 + s));
-    ICAM_TRY(tables.back().reserve(prompt + steps + 1));
-    SequenceStep step{tokens[s], 0, tables[s].pages(), LogitsWanted::last};
-    ICAM_TRY(backend.forward(std::span<const SequenceStep>(&step, 1), logits));
-    tokens[s].push_back(
-        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
-  }
-  auto t = Clock::now();
-  for (int i = 0; i < steps; ++i) {
-    std::vector<SequenceStep> batch;
-    for (int s = 0; s < count; ++s)
-      batch.push_back({std::span<const int32_t>(&tokens[s].back(), 1),
-                       static_cast<int32_t>(tokens[s].size() - 1), tables[s].pages(),
-                       LogitsWanted::last});
-    ICAM_TRY(backend.forward(batch, logits));
-    for (int s = 0; s < count; ++s) {
-      auto row = logits.begin() + static_cast<int64_t>(s) * vocab;
-      tokens[s].push_back(static_cast<int32_t>(std::max_element(row, row + vocab) - row));
-    }
-  }
-  return static_cast<double>(count) * steps / seconds_since(t);
 }
 
 }  // namespace

@@ -4,6 +4,18 @@
 
 namespace icam::kernel {
 
+KernelOptions kernel_options(const Config& config) {
+  KernelOptions options;
+  options.model_path = config.model;
+  options.threads = config.threads;
+  options.kv_pool_bytes = config.kv_pool_bytes;
+  options.backend = config.backend;
+  // Made on the first syscall only, so kernels whose processes make none leave no file.
+  options.audit_path = config.home + "/audit.db";
+  options.workspace_root = config.home + "/workspaces";
+  return options;
+}
+
 Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
   if (options.model_path.empty())
     return make_error(Errc::invalid_argument, "embedded kernel: no model path");

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/result.h"
 #include "drivers/llm/engine/backend.h"
 #include "drivers/llm/engine/model.h"
@@ -38,6 +39,11 @@ struct KernelOptions {
   std::string driver_dir;      // the built-in drivers; "" = default_driver_dir()
   std::string workspace_root;  // default workspaces; "" = default_workspace_root()
 };
+
+// The options a configuration gives every kernel (icamd's, `icamctl run`'s embedded one, icamsh's):
+// its model, threads, KV pool and backend, and one audit log and workspace root under `home`, so
+// `icamctl audit` sees what any of them did. Callers override from their own flags.
+KernelOptions kernel_options(const Config& config);
 
 class Kernel {
  public:

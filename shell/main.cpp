@@ -91,17 +91,12 @@ int main(int argc, char** argv) {
   auto probe = client::DaemonClient::connect(options.socket);
   if (!probe.ok() && probe.error().code() != Errc::unavailable) return fail(1, probe.error().message());
   if (!probe.ok()) {
-    kernel::KernelOptions k;
-    k.model_path = args->get("model").value_or(config->model);
+    // Audited and with workspaces where icamd's would be, so `icamctl audit` sees them too.
+    kernel::KernelOptions k = kernel::kernel_options(*config);
+    k.model_path = args->get("model").value_or(k.model_path);
     auto threads = args->get_int("threads", config->threads, 0, 1024);
     if (!threads.ok()) return fail(2, threads.error().message());
     k.threads = static_cast<int>(*threads);
-    k.kv_pool_bytes = config->kv_pool_bytes;
-    k.backend = config->backend;
-    // The shell's kernel audits its processes' syscalls where icamd would, so `icamctl audit`
-    // sees them too.
-    k.audit_path = config->home + "/audit.db";
-    k.workspace_root = config->home + "/workspaces";
     auto kernel = kernel::Kernel::create(k);
     if (!kernel.ok()) return fail(1, kernel.error().message());
     embedded.dir = (std::filesystem::temp_directory_path() /

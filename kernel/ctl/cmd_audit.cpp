@@ -9,6 +9,7 @@
 #include "kernel/audit/audit_log.h"
 #include "kernel/ctl/args.h"
 #include "kernel/ctl/commands.h"
+#include "kernel/kernel.h"
 #include "syscalls/capability.h"
 
 namespace icam::ctl {
@@ -123,7 +124,7 @@ int cmd_audit(const Config& config, const std::vector<std::string>& argv) {
   }
 
   audit::AuditOptions options;
-  options.path = args->get("db").value_or(config.home + "/audit.db");
+  options.path = args->get("db").value_or(kernel::kernel_options(config).audit_path);
   options.key_path = args->get("key").value_or("");
   options.read_only = true;  // no recovery, no writes: the daemon may be appending
   auto log = audit::AuditLog::open(options);

@@ -164,15 +164,10 @@ int cmd_run(const Config& config, const std::vector<std::string>& argv) {
   }
   if (args->has("detach")) return fail(kExitNoDaemon, "--detach needs a running daemon");
 
-  kernel::KernelOptions options;
-  options.model_path = job->model.empty() ? config.model : job->model;
+  kernel::KernelOptions options = kernel::kernel_options(config);
+  if (!job->model.empty()) options.model_path = job->model;
   options.threads = static_cast<int>(*threads);
-  options.kv_pool_bytes = config.kv_pool_bytes;
-  options.backend = config.backend;
-  // The same audit log and workspace root the daemon uses by default, so `icamctl audit` sees
-  // embedded runs too. The log file is made on the first syscall only.
-  options.audit_path = args->get("audit-db").value_or(config.home + "/audit.db");
-  options.workspace_root = config.home + "/workspaces";
+  if (auto db = args->get("audit-db")) options.audit_path = *db;
   auto kernel = kernel::Kernel::create(options);
   if (!kernel.ok()) return fail(kExitFailure, kernel.error().message());
   auto pid = (*kernel)->spawn(*job);

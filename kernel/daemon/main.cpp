@@ -81,15 +81,14 @@ int main(int argc, char** argv) {
   auto config = load_config(args->get("config").value_or(""));
   if (!config.ok()) return fail(kExitFailure, config.error().message());
 
-  kernel::KernelOptions options;
-  options.model_path = args->get("model").value_or(config->model);
+  kernel::KernelOptions options = kernel::kernel_options(*config);
+  options.model_path = args->get("model").value_or(options.model_path);
   auto threads = args->get_int("threads", config->threads, 0, 1024);
   if (!threads.ok()) return fail(kExitUsage, threads.error().message());
   options.threads = static_cast<int>(*threads);
-  options.kv_pool_bytes = config->kv_pool_bytes;
   // Every syscall of every process goes to the audit log; the file is made on the first one.
-  options.audit_path = args->get("audit-db").value_or(config->home + "/audit.db");
-  options.workspace_root = args->get("workspace-root").value_or(config->home + "/workspaces");
+  options.audit_path = args->get("audit-db").value_or(options.audit_path);
+  options.workspace_root = args->get("workspace-root").value_or(options.workspace_root);
   options.driver_dir = args->get("driver-dir").value_or("");
   const std::string backend = args->get("backend").value_or(config->backend);
   if (backend != "cpu" && backend != "cuda" && backend != "auto")
