@@ -80,6 +80,15 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
   spec.priority = job.priority;
   spec.stop_at_end_of_generation = true;
   spec.on_stop = sched::OnStop::pause;
+  if (constrained_tool_calls_) {
+    auto filter = make_tool_filter(p.tools);
+    if (!filter.ok()) {
+      handler_.on_exit(p);  // undo on_spawn: the process never ran
+      return std::move(filter).error().with_context("job '" + job.name + "'");
+    }
+    slot.tool_filter = *filter;
+    spec.token_filter = *filter;
+  }
   auto submitted = scheduler_->submit(std::move(spec));
   if (!submitted.ok()) {
     handler_.on_exit(p);  // undo on_spawn: the process never ran
@@ -93,6 +102,13 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
   const Pid pid = p.pid;
   slots_.emplace(pid, std::move(slot));
   return pid;
+}
+
+Result<std::shared_ptr<ToolCallFilter>> AgentLoop::make_tool_filter(
+    const std::vector<std::string>& tools) {
+  if (!token_bytes_) token_bytes_ = TokenBytes::build(tokenizer_);
+  auto grammar = std::make_shared<const ToolCallGrammar>(ICAM_TRY(ToolCallGrammar::create(tools)));
+  return std::make_shared<ToolCallFilter>(token_bytes_, std::move(grammar));
 }
 
 int AgentLoop::turn_max_tokens(const Slot& s) const {

@@ -31,6 +31,7 @@
 #include "kernel/job.h"
 #include "kernel/process.h"
 #include "kernel/tool_call.h"
+#include "kernel/tool_call_filter.h"
 #include "sched/events.h"
 #include "sched/scheduler.h"
 
@@ -53,6 +54,9 @@ class AgentLoop : public sched::SchedulerEvents {
   AgentLoop(const llm::Tokenizer& tokenizer, llm::ChatFamily family, SyscallHandler* handler);
   void attach(sched::Scheduler& scheduler) { scheduler_ = &scheduler; }
   void set_callbacks(AgentCallbacks callbacks) { callbacks_ = std::move(callbacks); }
+  // Whether processes spawned from now on decode their tool calls under the tool-call grammar
+  // (tool_call_filter.h). On by default; off only to measure what the model does unaided.
+  void set_constrained_tool_calls(bool on) { constrained_tool_calls_ = on; }
 
   // Creates a process for `job`, acting for `owner_uid` (default: this process's user), and
   // submits its first turn. Errors (nothing is created): the
@@ -95,12 +99,16 @@ class AgentLoop : public sched::SchedulerEvents {
     Process process;
     sched::SequenceId sequence = 0;
     std::string turn_text;  // final text of the current turn
+    std::shared_ptr<ToolCallFilter> tool_filter;  // null when tool calls are unconstrained
   };
 
   Slot* slot_for(sched::SequenceId id);
   int turn_max_tokens(const Slot& s) const;
   void exit(Slot& s, ExitReason reason, std::string answer, std::string error = {});
   void serve_tool_call(Slot& s);
+  // The filter that keeps `tools`' calls well formed (built lazily: the vocabulary's bytes are
+  // gathered once per loop).
+  Result<std::shared_ptr<ToolCallFilter>> make_tool_filter(const std::vector<std::string>& tools);
 
   const llm::Tokenizer& tokenizer_;
   llm::ChatFamily family_;
@@ -108,6 +116,8 @@ class AgentLoop : public sched::SchedulerEvents {
   SyscallHandler& handler_;
   sched::Scheduler* scheduler_ = nullptr;
   AgentCallbacks callbacks_;
+  bool constrained_tool_calls_ = true;
+  std::shared_ptr<const TokenBytes> token_bytes_;
   Pid next_pid_ = 1;
   std::map<Pid, Slot> slots_;
   std::map<sched::SequenceId, Pid> by_sequence_;  // live processes only

@@ -43,6 +43,7 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
   k->scheduler_ = ICAM_TRY(sched::Scheduler::create(
       *k->backend_, k->model_->tokenizer(), std::move(policy), k->loop_.get(), options.scheduler));
   k->loop_->attach(*k->scheduler_);
+  k->loop_->set_constrained_tool_calls(options.constrained_tool_calls);
   return k;
 }
 

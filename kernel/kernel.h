@@ -38,6 +38,9 @@ struct KernelOptions {
   std::string audit_path;      // the audit database; "" = no audit log (see DispatcherOptions)
   std::string driver_dir;      // the built-in drivers; "" = default_driver_dir()
   std::string workspace_root;  // default workspaces; "" = default_workspace_root()
+  // Tool calls decoded under the tool-call grammar, so that they are well formed by construction
+  // (tool_call_filter.h). Off only to measure what a model does unaided.
+  bool constrained_tool_calls = true;
 };
 
 // The options a configuration gives every kernel (icamd's, `icamctl run`'s embedded one, icamsh's):

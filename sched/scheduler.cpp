@@ -38,6 +38,7 @@ struct Scheduler::Entry {
         stop_at_end_of_generation(spec.stop_at_end_of_generation),
         on_stop(spec.on_stop),
         sampling(std::move(spec.sampling)),
+        token_filter(std::move(spec.token_filter)),
         tokens(std::move(spec.prompt)),
         table(pool),
         sampler(std::move(sampler_)),
@@ -53,6 +54,7 @@ struct Scheduler::Entry {
   bool stop_at_end_of_generation;
   OnStop on_stop;
   llm::SamplingParams sampling;
+  std::shared_ptr<llm::TokenFilter> token_filter;  // may be null
   std::vector<int32_t> tokens;  // prompt, then generated and appended tokens
   int32_t cached = 0;           // positions [0, cached) have their keys and values in `table`
   int32_t high_water = 0;       // the most positions ever cached: below it, feeding recomputes
@@ -569,7 +571,8 @@ void Scheduler::preempt(Entry& e) {
 
 void Scheduler::sample(Entry& e, std::span<const float> logits, Clock::time_point now) {
   const Clock::time_point s0 = Clock::now();
-  Result<llm::SampleResult> sampled = e.sampler.sample(logits, e.tokens);
+  Result<llm::SampleResult> sampled = e.sampler.sample(logits, e.tokens, e.token_filter.get());
+  if (sampled.ok() && e.token_filter) e.token_filter->accept(sampled->token);
   stats_.sample_seconds += seconds_between(s0, Clock::now());
   if (!sampled.ok()) {
     finish(e, FinishReason::error, now, "sampling failed: " + sampled.error().message());

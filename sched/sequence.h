@@ -17,12 +17,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "drivers/llm/sampling/sampling_params.h"
+#include "drivers/llm/sampling/token_filter.h"
 #include "sched/finish_reason.h"
 
 namespace icam::sched {
@@ -50,6 +52,9 @@ struct SequenceSpec {
   int priority = kDefaultPriority;
   bool stop_at_end_of_generation = true;  // EOS and end-of-turn tokens end the turn
   OnStop on_stop = OnStop::finish;
+  // Restricts sampling while it is active and sees every sampled token (token_filter.h); kept
+  // for the sequence's whole life, across resume(). Null: unconstrained.
+  std::shared_ptr<llm::TokenFilter> token_filter;
 };
 
 // How a paused sequence goes on: `appended` (e.g. a tool's result, already tokenized) is prefilled

@@ -146,8 +146,26 @@ double Sampler::next_uniform() {
 }
 
 Result<SampleResult> Sampler::sample(std::span<const float> logits,
-                                     std::span<const int32_t> history) {
+                                     std::span<const int32_t> history,
+                                     const TokenFilter* filter) {
   const float max_logit = ICAM_TRY(prepare_logits(logits, history));
+  SampleResult out = choose(max_logit);
+  if (filter == nullptr || !filter->active() || filter->allows(out.token)) return out;
+  // Refused: restrict work_ to what the filter allows and choose again.
+  const auto n = static_cast<int32_t>(work_.size());
+  filter->allowed_tokens(n, allowed_);
+  float restricted_max = -kInf;
+  for (int32_t t = 0; t < n; ++t) {
+    if (!allowed_[t]) work_[t] = -kInf;
+    restricted_max = std::max(restricted_max, work_[t]);
+  }
+  if (restricted_max == -kInf)
+    return make_error(Errc::invalid_argument,
+                      "sample: the token filter allows no token the model can produce");
+  return choose(restricted_max);
+}
+
+SampleResult Sampler::choose(float max_logit) {
   SampleResult out;
 
   if (params_.temperature == 0.0f) {

@@ -53,6 +53,7 @@
 
 #include "common/result.h"
 #include "drivers/llm/sampling/sampling_params.h"
+#include "drivers/llm/sampling/token_filter.h"
 
 namespace icam::llm {
 
@@ -75,7 +76,14 @@ class Sampler {
   // Errors (invalid_argument; the generator does not advance): empty logits, more than
   // INT32_MAX logits, a token id in the penalty window outside [0, logits.size()), no logit that
   // is finite or +inf.
-  Result<SampleResult> sample(std::span<const float> logits, std::span<const int32_t> history);
+  //
+  // `filter`, when given and active, restricts the choice to the tokens it allows
+  // (token_filter.h): the usual choice is kept when allowed; otherwise every refused token's
+  // logit becomes -inf and the choice is made again (another draw when temperature > 0), so
+  // logprobs then describe the restricted distribution. invalid_argument when it allows no
+  // token that has a finite logit.
+  Result<SampleResult> sample(std::span<const float> logits, std::span<const int32_t> history,
+                              const TokenFilter* filter = nullptr);
 
   const SamplingParams& params() const { return params_; }
 
@@ -86,6 +94,8 @@ class Sampler {
     float mass;   // what keep_prefix() counts: 1 for top-k, exp(logit - max_logit) for top-p
   };
 
+  // Steps 4 and 5 over work_, whose largest logit is `max_logit`.
+  SampleResult choose(float max_logit);
   // Fills work_ (steps 1 to 3) and returns the largest logit, which is finite.
   Result<float> prepare_logits(std::span<const float> logits, std::span<const int32_t> history);
   void apply_penalties(std::span<const int32_t> window);
@@ -115,6 +125,7 @@ class Sampler {
                                   // between calls
   std::vector<int32_t> seen_;     // distinct tokens of the window (to reset counts_)
   std::vector<uint8_t> keep_;     // scratch mask by token id for drop_filtered()
+  std::vector<uint8_t> allowed_;  // scratch: the filter's allowed tokens
 };
 
 }  // namespace icam::llm

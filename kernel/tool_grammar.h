@@ -1,0 +1,117 @@
+// The grammar of one tool call, as a byte automaton: what may follow "<tool_call>" so that the
+// call is well formed by construction (kernel/tool_call.h gives the syntax).
+//
+//   ws? "{" ws? "\"name\"" ws? ":" ws? NAME ws? "," ws? "\"arguments\"" ws? ":" ws? ARGS ws? "}"
+//   ws? "</tool_call>"
+//
+// NAME is a JSON string holding one of the tool names the process may use; ARGS is a JSON value
+// matching that syscall's argument schema (syscalls/arg_schema.h's subset): objects with their
+// declared properties only, each at most once, in any order, closed only once every required one
+// is present; strings within maxLength; integers within minimum/maximum (no fraction, no
+// exponent, no leading zeros); booleans; arrays of `items` within minItems/maxItems. Whatever the
+// automaton accepts up to completion is parsed by parse_tool_call and passes
+// validate_syscall_arguments (a test walks it at random to check exactly that).
+//
+// Choices that keep the grammar small and the model on track:
+//   - whitespace ("ws?": a space or a newline) is allowed at most once where JSON allows any;
+//   - strings are valid UTF-8 (no overlong forms, no surrogates), control characters only as
+//     escapes, "\u" escapes never name a surrogate (so a string cannot be invalid Unicode);
+//   - inside a string "</" cannot be written raw (it is written "<\/"), so a string never holds
+//     the closing tag at which the scheduler stops the turn.
+//
+// The state is a small value type: checking whether a token may come next is copying the state
+// and feeding it the token's bytes, which is what the token filter (tool_call_filter.h) does for
+// each candidate token.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace icam::kernel {
+
+class ToolCallGrammar {
+ public:
+  // `tools`: the names the process may call, each in the syscall table (proc.exit is added when
+  // missing). Errors (invalid_argument): an unknown name, a schema outside the supported subset
+  // (an object with more than 64 properties, nesting deeper than the automaton's stack).
+  static Result<ToolCallGrammar> create(const std::vector<std::string>& tools);
+
+  // One frame of the automaton's stack: a JSON value (or the call itself) being matched.
+  struct Frame {
+    uint8_t kind = 0;   // FrameKind (tool_grammar.cpp)
+    uint8_t phase = 0;  // where in that value's syntax
+    uint8_t ws = 0;     // whitespace characters taken at the current optional spot
+    uint8_t escape = 0;     // strings: 0, or how far into an escape ("\", "\u", hex digits)
+    uint8_t utf8_left = 0;  // strings: continuation bytes still expected
+    uint8_t utf8_lo = 0x80, utf8_hi = 0xBF;  // strings: range of the next continuation byte
+    bool after_lt = false;  // strings: the last byte was '<'
+    bool negative = false;  // integers
+    int16_t node = -1;      // the schema node matched (objects, arrays, strings, integers)
+    int16_t property = -1;  // objects: the property whose value is being matched
+    uint16_t matched = 0;   // choices and literals: bytes matched so far
+    uint64_t used = 0;        // objects: properties written; choices: candidates still possible
+    int64_t count = 0;        // strings: bytes so far; arrays: items; integers: digits
+    int64_t value = 0;        // integers: the magnitude so far
+  };
+  static constexpr int kMaxDepth = 8;
+
+  struct State {
+    std::array<Frame, kMaxDepth> stack{};
+    int depth = 0;       // frames in use; 0 once the call is complete
+    int16_t tool = -1;   // the tool chosen, once its name is complete
+    bool failed = false;
+  };
+
+  State initial() const;
+  // Feeds one byte. False (and the state is marked failed) when the byte cannot come next.
+  bool feed(State& state, uint8_t byte) const;
+  bool feed(State& state, std::string_view bytes) const;
+  // True once the whole call, closing tag included, has been accepted.
+  static bool complete(const State& state) { return !state.failed && state.depth == 0; }
+
+  const std::vector<std::string>& tools() const { return tools_; }
+  // The tool chosen so far, or "".
+  std::string_view chosen_tool(const State& state) const;
+
+ private:
+  // A compiled schema: what the automaton needs of one JSON Schema node, by index.
+  struct Node {
+    enum class Type : uint8_t { object, string, integer, boolean, array } type = Type::object;
+    std::vector<std::string> keys;  // objects: property names, in schema order
+    std::vector<int16_t> children;  // objects: each property's node; arrays: {items}
+    uint64_t required = 0;          // objects: bit i set when keys[i] is required
+    int64_t max_length = INT64_MAX;  // strings: bytes
+    int64_t minimum = INT64_MIN, maximum = INT64_MAX;  // integers
+    int64_t min_items = 0, max_items = INT64_MAX;      // arrays
+  };
+
+  static bool integer_viable(const Node& node, bool negative, int64_t magnitude, int64_t digits);
+  Result<int16_t> compile(const nlohmann::json& schema, int depth, const std::string& where);
+  void push_value(State& state, int16_t node) const;
+  // One step of the frame on top; see tool_grammar.cpp.
+  // consumed: the byte was taken; reject: it cannot come next; pop_and_refeed: the top frame
+  // ended before the byte (a number), which goes to the frame below; refeed: a frame was pushed
+  // that takes the byte.
+  enum class Step { consumed, reject, pop_and_refeed, refeed };
+  Step step_call(State& state, Frame& f, uint8_t c) const;
+  Step step_object(State& state, Frame& f, uint8_t c) const;
+  Step step_array(State& state, Frame& f, uint8_t c) const;
+  Step step_string(State& state, Frame& f, uint8_t c) const;
+  Step step_integer(Frame& f, uint8_t c) const;
+  Step step_boolean(State& state, Frame& f, uint8_t c) const;
+  // A child value of the frame below the top just ended.
+  void child_done(State& state) const;
+
+  std::vector<std::string> tools_;
+  std::vector<int16_t> tool_nodes_;  // arguments schema of each tool
+  std::vector<Node> nodes_;
+};
+
+}  // namespace icam::kernel
