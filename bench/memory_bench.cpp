@@ -15,7 +15,10 @@
 //
 // usage: memory_bench [--model PATH] [--threads N] [--context 2048] [--agents 16]
 //                     [--system 1024] [--tokens 8] [--repeats 3] [--budget 256]
-//                     [--compression lz4|zstd|none] [--store DIR] [--skip-a] [--skip-b] [--json]
+//                     [--compression lz4|zstd|none] [--store DIR] [--skip-a] [--skip-b]
+//                     [--skip-c] [--json]
+//   (c) see part_c below: 32 agents through a KV pool sized for 4, with and without swapping
+//       through the page store.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -27,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -61,6 +65,12 @@ struct Options {
   std::string store;
   bool skip_a = false;
   bool skip_b = false;
+  bool skip_c = false;
+  int swap_agents = 32;
+  int pool_agents = 4;
+  int swap_prompt = 256;
+  int turn_tokens = 16;
+  int tool_steps = 8;
   bool json = false;
 };
 
@@ -75,6 +85,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.skip_a = true;
     } else if (a == "--skip-b") {
       o.skip_b = true;
+    } else if (a == "--skip-c") {
+      o.skip_c = true;
     } else if (a == "--model" && (v = next())) {
       o.model = v;
     } else if (a == "--store" && (v = next())) {
@@ -363,6 +375,125 @@ Result<PartB> part_b(icam::llm::Backend& backend, const icam::llm::Model& m,
   return r;
 }
 
+// (c) Many agents, few pages: a pool sized for --pool-agents agents' contexts and --swap-agents
+// agents (each its own prompt), each running three turns of --turn-tokens tokens with a "tool
+// call" between turns: the turn pauses (OnStop::pause) and resumes --tool-steps engine steps
+// later with a tool result appended, as a process blocked on a syscall does. While an agent
+// waits, others take its pages; without a page store its context is recomputed when it resumes,
+// with one it is written out when taken and read back when needed.
+struct SwapRun {
+  bool store = false;
+  double seconds = 0;
+  int finished = 0;
+  icam::sched::SchedulerStats stats;
+};
+
+class PauseLog : public icam::sched::SchedulerEvents {
+ public:
+  void on_token(icam::sched::SequenceId, const icam::llm::SampleResult&,
+                std::string_view) override {}
+  void on_pause(icam::sched::SequenceId id, icam::sched::FinishReason) override {
+    paused.push_back(id);
+  }
+  void on_finish(icam::sched::SequenceId, icam::sched::FinishReason) override {}
+  std::vector<icam::sched::SequenceId> paused;
+};
+
+Result<SwapRun> run_swapping(icam::llm::Backend& backend, const icam::llm::Tokenizer& tok,
+                             const std::vector<std::vector<int32_t>>& prompts,
+                             const std::vector<int32_t>& tool_result, int turn_tokens,
+                             int tool_steps, icam::memory::PageStore* store,
+                             const icam::memory::ModelIdentity& identity, int budget) {
+  std::unique_ptr<icam::sched::Policy> policy =
+      ICAM_TRY(icam::sched::make_policy({icam::sched::PolicyKind::fair_share, 16}));
+  icam::sched::SchedulerOptions options;
+  options.token_budget = budget;
+  options.model_identity = identity;
+  options.page_store = store;
+  PauseLog log;
+  auto scheduler =
+      ICAM_TRY(icam::sched::Scheduler::create(backend, tok, std::move(policy), &log, options));
+  SwapRun r;
+  r.store = store != nullptr;
+  const auto t0 = Clock::now();
+  std::map<icam::sched::SequenceId, int> turns;  // turns started
+  for (const auto& p : prompts) {
+    icam::sched::SequenceSpec spec;
+    spec.prompt = p;
+    spec.sampling.max_tokens = turn_tokens;
+    spec.stop_at_end_of_generation = false;
+    spec.on_stop = icam::sched::OnStop::pause;
+    turns[ICAM_TRY(scheduler->submit(std::move(spec)))] = 1;
+  }
+  // (id, the step at which its tool call completes)
+  std::vector<std::pair<icam::sched::SequenceId, uint64_t>> waiting;
+  uint64_t step = 0;
+  while (true) {
+    for (auto id : log.paused) {
+      if (turns[id] == 3) {
+        ICAM_TRY(scheduler->release(id));
+        ++r.finished;
+      } else {
+        waiting.push_back({id, step + tool_steps});
+      }
+    }
+    log.paused.clear();
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      if (it->second > step && scheduler->has_work()) {
+        ++it;
+        continue;
+      }
+      icam::sched::Continuation next;
+      next.appended = tool_result;
+      ICAM_TRY(scheduler->resume(it->first, std::move(next)));
+      ++turns[it->first];
+      it = waiting.erase(it);
+    }
+    if (!scheduler->has_work()) break;
+    ICAM_TRY(scheduler->step());
+    ++step;
+  }
+  r.seconds = seconds_since(t0);
+  r.stats = scheduler->stats();
+  return r;
+}
+
+struct PartC {
+  int agents = 0, pool_agents = 0, pool_pages = 0, context_pages = 0;
+  SwapRun recompute, swap;
+};
+
+Result<PartC> part_c(const icam::llm::Model& m, const icam::memory::ModelIdentity& identity,
+                     const Options& o, const std::string& store_dir) {
+  const icam::llm::Tokenizer& tok = m.tokenizer();
+  const int pt = 16;
+  PartC r;
+  r.agents = o.swap_agents;
+  r.pool_agents = o.pool_agents;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < o.swap_agents; ++i) {
+    const std::string text = "Agent " + std::to_string(i) + " of " +
+                             std::to_string(o.swap_agents) + ". " + kSystem;
+    prompts.push_back(ICAM_TRY(text_tokens(tok, text, o.swap_prompt, true)));
+  }
+  const std::vector<int32_t> tool_result =
+      ICAM_TRY(text_tokens(tok, "Tool result: the operation completed without errors.", 16, false));
+  // One agent's whole context: its prompt, three turns and two tool results.
+  const int context = o.swap_prompt + 3 * o.turn_tokens + 2 * 16;
+  r.context_pages = (context + pt - 1) / pt;
+  r.pool_pages = o.pool_agents * r.context_pages;
+  const uint64_t kv_per_token = 2ull * m.config().n_layers * m.config().kv_dim() * sizeof(uint16_t);
+  icam::llm::KvPoolOptions kv{static_cast<uint64_t>(r.pool_pages) * pt * kv_per_token, pt};
+  auto backend = ICAM_TRY(icam::llm::CpuBackend::create(m.config(), m.weights(), kv, o.threads));
+  r.recompute = ICAM_TRY(run_swapping(*backend, tok, prompts, tool_result, o.turn_tokens,
+                                      o.tool_steps, nullptr, identity, o.budget));
+  const std::string dir = store_dir + "/swap";
+  auto store = ICAM_TRY(icam::memory::PageStore::open(dir));
+  r.swap = ICAM_TRY(run_swapping(*backend, tok, prompts, tool_result, o.turn_tokens, o.tool_steps,
+                                 store.get(), identity, o.budget));
+  return r;
+}
+
 int fail(const std::string& message) {
   std::fprintf(stderr, "memory_bench: %s\n", message.c_str());
   return 1;
@@ -406,6 +537,7 @@ int main(int argc, char** argv) {
 
   PartA a;
   PartB b;
+  PartC c;
   if (!o.skip_a) {
     auto r = part_a(**backend, m, identity, o, store_dir);
     if (!r.ok()) return fail(r.error().message());
@@ -415,6 +547,11 @@ int main(int argc, char** argv) {
     auto r = part_b(**backend, m, identity, o);
     if (!r.ok()) return fail(r.error().message());
     b = *r;
+  }
+  if (!o.skip_c) {
+    auto r = part_c(m, identity, o, store_dir);
+    if (!r.ok()) return fail(r.error().message());
+    c = *r;
   }
   if (remove_store) std::filesystem::remove_all(store_dir);
 
@@ -514,6 +651,27 @@ int main(int argc, char** argv) {
         double(b.without.peak_pages) / baseline_pages);
     std::printf("    TTFT median without / with sharing = %.1f x\n",
                 b.without.ttft_median / b.with.ttft_median);
+  }
+  if (!o.skip_c) {
+    const double page_mib = c.swap.stats.kv_page_bytes / double(1 << 20);
+    std::printf(
+        "\n(c) %d agents, a KV pool of %d pages (%d agents' contexts of %d pages), three turns "
+        "each with a tool call of %d steps between\n",
+        c.agents, c.pool_pages, c.pool_agents, c.context_pages, o.tool_steps);
+    for (const SwapRun* r : {&c.recompute, &c.swap})
+      std::printf("    %-14s %d of %d finished in %.2f s; %llu preemptions, %llu tokens "
+                  "recomputed; swap out %llu pages (%.1f MiB, %.2f s), in %llu pages (%.1f MiB, "
+                  "%.2f s), %llu errors\n",
+                  r->store ? "page store" : "no page store", r->finished, c.agents, r->seconds,
+                  static_cast<unsigned long long>(r->stats.preemptions),
+                  static_cast<unsigned long long>(r->stats.recomputed_tokens),
+                  static_cast<unsigned long long>(r->stats.swap_out_pages),
+                  r->stats.swap_out_pages * page_mib, r->stats.swap_out_seconds,
+                  static_cast<unsigned long long>(r->stats.swap_in_pages),
+                  r->stats.swap_in_pages * page_mib, r->stats.swap_in_seconds,
+                  static_cast<unsigned long long>(r->stats.swap_errors));
+    std::printf("    time without / with the page store = %.2f x\n",
+                c.recompute.seconds / c.swap.seconds);
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "kernel/kernel.h"
 
 #include "drivers/llm/engine/backend_factory.h"
+#include "memory/model_identity.h"
 
 namespace icam::kernel {
 
@@ -13,6 +14,7 @@ KernelOptions kernel_options(const Config& config) {
   // Made on the first syscall only, so kernels whose processes make none leave no file.
   options.audit_path = config.home + "/audit.db";
   options.workspace_root = config.home + "/workspaces";
+  options.page_store_path = config.home + "/pages";
   return options;
 }
 
@@ -40,8 +42,22 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
   }
   k->loop_ = std::make_unique<AgentLoop>(k->model_->tokenizer(), k->model_->chat_family(), handler);
   std::unique_ptr<sched::Policy> policy = ICAM_TRY(sched::make_policy(options.policy));
+  sched::SchedulerOptions scheduling = options.scheduler;
+  if (!options.page_store_path.empty() && !scheduling.page_store) {
+    memory::PageStoreOptions store;
+    store.max_bytes = options.page_store_bytes;
+    auto opened = memory::PageStore::open(options.page_store_path, store);
+    if (opened.ok()) {
+      k->page_store_ = std::move(opened).value();
+      scheduling.page_store = k->page_store_.get();
+      scheduling.model_identity = memory::model_identity(*k->model_);
+    } else {
+      // Swapping is an optimisation: without the store, preempted contexts are recomputed.
+      k->page_store_error_ = opened.error().message();
+    }
+  }
   k->scheduler_ = ICAM_TRY(sched::Scheduler::create(
-      *k->backend_, k->model_->tokenizer(), std::move(policy), k->loop_.get(), options.scheduler));
+      *k->backend_, k->model_->tokenizer(), std::move(policy), k->loop_.get(), scheduling));
   k->loop_->attach(*k->scheduler_);
   k->loop_->set_constrained_tool_calls(options.constrained_tool_calls);
   return k;

@@ -41,6 +41,11 @@ struct KernelOptions {
   // Tool calls decoded under the tool-call grammar, so that they are well formed by construction
   // (tool_call_filter.h). Off only to measure what a model does unaided.
   bool constrained_tool_calls = true;
+  // T1, the RocksDB page store the scheduler swaps KV pages through (SchedulerOptions::page_store):
+  // "" = none (preempted contexts are recomputed). A store that cannot be opened (another kernel
+  // holds it, a bad directory) leaves the kernel without one: page_store_error() says why.
+  std::string page_store_path;
+  uint64_t page_store_bytes = 1ull << 30;  // the store's bound; the oldest pages leave first
 };
 
 // The options a configuration gives every kernel (icamd's, `icamctl run`'s embedded one, icamsh's):
@@ -89,6 +94,10 @@ class Kernel {
   std::vector<syscalls::ProvenanceEntry> capabilities(Pid pid) const;
   // The kernel's own dispatcher; null when KernelOptions::syscalls named another handler.
   SyscallDispatcher* dispatcher() { return dispatcher_.get(); }
+  // The page store the scheduler swaps through; null when none was configured or it could not be
+  // opened (then page_store_error() says why).
+  const memory::PageStore* page_store() const { return page_store_.get(); }
+  const std::string& page_store_error() const { return page_store_error_; }
 
  private:
   Kernel() = default;
@@ -100,6 +109,8 @@ class Kernel {
   std::unique_ptr<llm::Model> model_;
   std::unique_ptr<llm::Backend> backend_;
   std::unique_ptr<AgentLoop> loop_;
+  std::unique_ptr<memory::PageStore> page_store_;  // outlives the scheduler that writes to it
+  std::string page_store_error_;
   std::unique_ptr<sched::Scheduler> scheduler_;
 };
 

@@ -92,6 +92,12 @@ Result<std::unique_ptr<PageStore>> PageStore::open(const std::string& path,
   rocksdb::BlockBasedTableOptions table;
   table.block_size = 64 << 10;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  if (options.max_bytes > 0) {
+    // A cache of pages: no compaction merges, the oldest SST files are dropped past the limit.
+    o.compaction_style = rocksdb::kCompactionStyleFIFO;
+    o.compaction_options_fifo.max_table_files_size = options.max_bytes;
+    o.write_buffer_size = std::min<uint64_t>(o.write_buffer_size, std::max<uint64_t>(options.max_bytes / 8, 1ull << 20));
+  }
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, path, &db);
   if (!s.ok())

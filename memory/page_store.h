@@ -23,7 +23,7 @@
 // Compression is RocksDB's own (per data block, LZ4 by default): RocksDB keeps a block
 // uncompressed when compressing it does not save at least 1/8, so it is used only when it pays.
 // Writes go through RocksDB's write-ahead log; sync_writes makes each put durable before it
-// returns.
+// returns. With max_bytes the store keeps only about that much, the oldest pages leaving first.
 //
 // Thread-safety: RocksDB is; a PageStore may be used from several threads.
 #pragma once
@@ -50,6 +50,10 @@ struct PageStoreOptions {
   PageCompression compression = PageCompression::lz4;
   bool sync_writes = false;
   bool create_if_missing = true;
+  // When > 0, the store is a bounded cache: RocksDB's FIFO compaction deletes the oldest files
+  // once the store holds more than this many bytes, so pages written long ago disappear first
+  // (a page missing from the store is recomputed from its tokens; nothing depends on it).
+  uint64_t max_bytes = 0;
 };
 
 // What a page holds, beyond its tokens' ids: must match between the pool and the store.

@@ -103,6 +103,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(llm::Backend& backend,
     return make_error(Errc::invalid_argument,
                       "scheduler: prefill_chunk must be 0 (the token budget) or positive, got ",
                       options.prefill_chunk);
+  if (options.page_store && !options.model_identity)
+    return make_error(Errc::invalid_argument,
+                      "scheduler: a page store needs the model's identity (model_identity)");
   return std::unique_ptr<Scheduler>(
       new Scheduler(backend, tokenizer, std::move(policy), events, options));
 }
@@ -424,10 +427,13 @@ void Scheduler::plan_step() {
       budget.give_back(n);
       continue;
     }
-    // Shared pages attached by admit() leave less to feed.
-    if (n > e.pending()) {
-      budget.give_back(n - e.pending());
-      n = e.pending();
+    // Shared pages attached and pages swapped in by admit() leave less to feed, and what is fed
+    // must stay within the pages reserved.
+    const int fits = std::min<int>(
+        e.pending(), static_cast<int>(e.table.size()) * pool_.page_tokens() - e.cached);
+    if (n > fits) {
+      budget.give_back(n - fits);
+      n = fits;
     }
     StepMember m;
     m.id = e.id;
@@ -492,6 +498,9 @@ bool Scheduler::admit(Entry& e, size_t order_index, int chunk, bool& admission_o
   assert(reserved.ok());  // enough pages are free
   if (!reserved.ok()) return false;
   e.admitted_once = true;
+  // Pages the store holds are read back rather than computed; at least one position of what was
+  // reserved is left to feed, so the step still serves this sequence.
+  if (options_.page_store) swap_in(e, upto);
   return true;
 }
 
@@ -534,6 +543,56 @@ int Scheduler::attach_shared_prefix(Entry& e) {
   return attached;
 }
 
+void Scheduler::swap_out(Entry& e) {
+  const Clock::time_point start = Clock::now();
+  const int pt = pool_.page_tokens();
+  const memory::PageShape shape = memory::PageShape::of(pool_);
+  page_buffer_.resize(pool_.page_bytes());
+  for (int32_t page = 0; (page + 1) * pt <= e.cached; ++page) {
+    const memory::PageHash& hash = page_hash_of(e, static_cast<size_t>(page));
+    Result<bool> present = options_.page_store->contains(hash);
+    if (present.ok() && *present) {
+      ++stats_.swap_out_present;
+      continue;
+    }
+    Status st = present.ok() ? pool_.read_page(e.table.pages()[page], page_buffer_)
+                             : Status(std::move(present).error());
+    if (st.ok()) st = options_.page_store->put(hash, identity_, shape, page_buffer_);
+    if (!st.ok()) {  // the rest is recomputed when the sequence comes back
+      ++stats_.swap_errors;
+      break;
+    }
+    ++stats_.swap_out_pages;
+  }
+  stats_.swap_out_seconds += seconds_between(start, Clock::now());
+}
+
+void Scheduler::swap_in(Entry& e, int64_t limit) {
+  const int pt = pool_.page_tokens();
+  const int64_t last = static_cast<int64_t>(e.tokens.size()) - 1;  // must be fed
+  if (e.cached % pt != 0 || e.cached + pt > std::min(last, limit - 1)) return;
+  const Clock::time_point start = Clock::now();
+  const memory::PageShape shape = memory::PageShape::of(pool_);
+  page_buffer_.resize(pool_.page_bytes());
+  // Pages from `cached` on are this sequence's own and hold nothing yet, so they can be filled.
+  while (e.cached % pt == 0 && e.cached + pt <= std::min(last, limit - 1)) {
+    const size_t page = static_cast<size_t>(e.cached / pt);
+    if (page >= e.table.size()) break;
+    const memory::PageHash& hash = page_hash_of(e, page);
+    Status got = options_.page_store->get(hash, identity_, shape, page_buffer_);
+    if (got.ok()) got = pool_.write_page(e.table.pages()[page], page_buffer_);
+    if (!got.ok()) {
+      if (got.error().code() != Errc::not_found) ++stats_.swap_errors;
+      break;
+    }
+    index_.insert(hash, e.table.pages()[page]);
+    e.cached += pt;
+    e.high_water = std::max(e.high_water, e.cached);
+    ++stats_.swap_in_pages;
+  }
+  stats_.swap_in_seconds += seconds_between(start, Clock::now());
+}
+
 // Records in the prefix index the pages of `e` that this step completed (it fed from
 // `from_position` to `cached`).
 void Scheduler::index_full_pages(Entry& e, int32_t from_position) {
@@ -562,6 +621,7 @@ Scheduler::Entry* Scheduler::pick_victim(const Entry& requester, bool requester_
 }
 
 void Scheduler::preempt(Entry& e) {
+  if (options_.page_store) swap_out(e);
   e.table.clear();
   e.cached = 0;
   e.stats.preemptions += 1;
@@ -692,6 +752,7 @@ std::vector<SequenceId> Scheduler::sequences() const {
 SchedulerStats Scheduler::stats() const {
   SchedulerStats out = stats_;
   out.kv_pages_total = pool_.n_pages();
+  out.kv_page_bytes = pool_.page_bytes();
   out.kv_pages_free = pool_.free_pages();
   return out;
 }

@@ -49,6 +49,7 @@
 #include "drivers/llm/tokenizer/tokenizer.h"
 #include "memory/model_identity.h"
 #include "memory/page_hash.h"
+#include "memory/page_store.h"
 #include "memory/prefix_index.h"
 #include "sched/events.h"
 #include "sched/policy.h"
@@ -66,6 +67,14 @@ struct SchedulerOptions {
   // Whose pages the prefix index holds. When unset, the identity of the backend's hyper-parameters
   // (memory::config_identity) is used, which is enough as long as pages never leave this pool.
   std::optional<memory::ModelIdentity> model_identity;
+  // T1, the page store (memory/page_store.h), for swapping. When set, a sequence whose pages are
+  // taken back (preempted, or paused and idle) first has its full pages written there (those not
+  // stored already), and a sequence about to compute a full page reads it back from there when
+  // it is present (checked: checksum, model, shape), so a preempted context comes back from
+  // disk instead of being recomputed, and so do prefixes stored by earlier runs. A page missing or
+  // refused is computed; a failing store costs speed, never output. Needs model_identity (pages
+  // outlive this process); the store must outlive the scheduler.
+  memory::PageStore* page_store = nullptr;
 };
 
 class Scheduler {
@@ -142,6 +151,11 @@ class Scheduler {
   void plan_step();
   bool admit(Entry& e, size_t order_index, int chunk, bool& admission_open);
   int attach_shared_prefix(Entry& e);
+  // Writes `e`'s full cached pages to the page store (before its pages are taken back).
+  void swap_out(Entry& e);
+  // Reads into `e`'s own reserved pages the full pages from `cached` on that the page store
+  // holds, stopping short of position `limit` (exclusive) and of the last token.
+  void swap_in(Entry& e, int64_t limit);
   void index_full_pages(Entry& e, int32_t from_position);
   const memory::PageHash& page_hash_of(Entry& e, size_t page);
   Entry* pick_victim(const Entry& requester, bool requester_admitted, size_t order_index) const;
@@ -172,6 +186,7 @@ class Scheduler {
   std::vector<SequenceId> order_;
   std::vector<llm::SequenceStep> batch_;
   std::vector<float> logits_;
+  std::vector<uint8_t> page_buffer_;  // one page, for swapping
 
   std::vector<Event> pending_events_;
   bool in_step_ = false;

@@ -22,6 +22,16 @@ struct SchedulerStats {
   uint64_t prefix_lookups = 0;
   uint64_t prefix_hits = 0;
   uint64_t shared_tokens = 0;
+  // Swapping through the page store (SchedulerOptions::page_store): full pages written when a
+  // sequence's pages were taken back (and those found already stored), pages read back instead
+  // of being computed, and store failures (each cost a recomputation, never output).
+  uint64_t swap_out_pages = 0;
+  uint64_t swap_out_present = 0;
+  uint64_t swap_in_pages = 0;
+  uint64_t swap_errors = 0;
+  uint64_t kv_page_bytes = 0;  // bytes of one page, to turn page counts into traffic
+  double swap_out_seconds = 0;
+  double swap_in_seconds = 0;
   uint64_t submitted = 0;
   uint64_t finished = 0;  // sequences that finished, for any reason
   int max_batch_seen = 0;

@@ -375,6 +375,23 @@ int cmd_stats(const Config& config, const std::vector<std::string>& argv) {
               bytes_text(page_bytes * kv.value("pages_used", 0.0)).c_str(),
               bytes_text(kv.value("bytes", 0.0)).c_str(), kv.value("page_tokens", 0ll),
               kv.value("pages_peak", 0ll));
+  if (s.contains("swap") && s["swap"].is_object()) {
+    const json& sw = s["swap"];
+    const std::string store = sw.value("store", std::string());
+    if (store.empty()) {
+      const std::string why = sw.value("store_error", std::string());
+      std::printf("swap        no page store%s%s: preempted contexts are recomputed\n",
+                  why.empty() ? "" : ": ", why.c_str());
+    } else {
+      std::printf("swap        %lld pages out (%s, %.2f s), %lld in (%s, %.2f s), %lld errors; "
+                  "store %s\n",
+                  sw.value("pages_out", 0ll),
+                  bytes_text(page_bytes * sw.value("pages_out", 0.0)).c_str(),
+                  sw.value("out_seconds", 0.0), sw.value("pages_in", 0ll),
+                  bytes_text(page_bytes * sw.value("pages_in", 0.0)).c_str(),
+                  sw.value("in_seconds", 0.0), sw.value("errors", 0ll), store.c_str());
+    }
+  }
   return kExitOk;
 }
 

@@ -89,6 +89,15 @@ nlohmann::json EngineThread::stats_json(const kernel::Kernel& k) {
         {"page_tokens", pool.page_tokens()},
         {"page_bytes", pool.page_bytes()},
         {"bytes", pool.bytes()}}},
+      {"swap",
+       {{"store", k.page_store() ? k.page_store()->path() : std::string()},
+        {"store_error", k.page_store_error()},
+        {"pages_out", s.swap_out_pages},
+        {"pages_out_present", s.swap_out_present},
+        {"pages_in", s.swap_in_pages},
+        {"errors", s.swap_errors},
+        {"out_seconds", s.swap_out_seconds},
+        {"in_seconds", s.swap_in_seconds}}},
   };
 }
 
