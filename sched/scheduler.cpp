@@ -121,7 +121,9 @@ Scheduler::Scheduler(llm::Backend& backend, const llm::Tokenizer& tokenizer,
       options_(options),
       identity_(options.model_identity ? *options.model_identity
                                        : memory::config_identity(backend.config())),
-      index_(backend.kv_pool()) {}
+      index_(backend.kv_pool()) {
+  if (options_.page_store) writer_ = std::make_unique<memory::PageWriter>(*options_.page_store);
+}
 
 Scheduler::~Scheduler() = default;
 
@@ -550,16 +552,19 @@ void Scheduler::swap_out(Entry& e) {
   page_buffer_.resize(pool_.page_bytes());
   for (int32_t page = 0; (page + 1) * pt <= e.cached; ++page) {
     const memory::PageHash& hash = page_hash_of(e, static_cast<size_t>(page));
-    Result<bool> present = options_.page_store->contains(hash);
+    Result<bool> present = writer_->contains(hash);
     if (present.ok() && *present) {
       ++stats_.swap_out_present;
       continue;
     }
     Status st = present.ok() ? pool_.read_page(e.table.pages()[page], page_buffer_)
                              : Status(std::move(present).error());
-    if (st.ok()) st = options_.page_store->put(hash, identity_, shape, page_buffer_);
     if (!st.ok()) {  // the rest is recomputed when the sequence comes back
       ++stats_.swap_errors;
+      break;
+    }
+    if (!writer_->put(hash, identity_, shape, page_buffer_)) {
+      ++stats_.swap_out_dropped;  // the writer is behind: recomputed if ever needed
       break;
     }
     ++stats_.swap_out_pages;
@@ -579,7 +584,7 @@ void Scheduler::swap_in(Entry& e, int64_t limit) {
     const size_t page = static_cast<size_t>(e.cached / pt);
     if (page >= e.table.size()) break;
     const memory::PageHash& hash = page_hash_of(e, page);
-    Status got = options_.page_store->get(hash, identity_, shape, page_buffer_);
+    Status got = writer_->get(hash, identity_, shape, page_buffer_);
     if (got.ok()) got = pool_.write_page(e.table.pages()[page], page_buffer_);
     if (!got.ok()) {
       if (got.error().code() != Errc::not_found) ++stats_.swap_errors;
@@ -753,6 +758,7 @@ SchedulerStats Scheduler::stats() const {
   SchedulerStats out = stats_;
   out.kv_pages_total = pool_.n_pages();
   out.kv_page_bytes = pool_.page_bytes();
+  if (writer_) out.swap_errors += writer_->stats().failed;
   out.kv_pages_free = pool_.free_pages();
   return out;
 }

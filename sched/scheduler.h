@@ -50,6 +50,7 @@
 #include "memory/model_identity.h"
 #include "memory/page_hash.h"
 #include "memory/page_store.h"
+#include "memory/page_writer.h"
 #include "memory/prefix_index.h"
 #include "sched/events.h"
 #include "sched/policy.h"
@@ -72,8 +73,10 @@ struct SchedulerOptions {
   // stored already), and a sequence about to compute a full page reads it back from there when
   // it is present (checked: checksum, model, shape), so a preempted context comes back from
   // disk instead of being recomputed, and so do prefixes stored by earlier runs. A page missing or
-  // refused is computed; a failing store costs speed, never output. Needs model_identity (pages
-  // outlive this process); the store must outlive the scheduler.
+  // refused is computed; a failing store costs speed, never output. Pages are written by a
+  // background thread (memory/page_writer.h), so taking pages back costs the engine a memory
+  // copy, not a disk write. Needs model_identity (pages outlive this process); the store must
+  // outlive the scheduler.
   memory::PageStore* page_store = nullptr;
 };
 
@@ -175,6 +178,7 @@ class Scheduler {
   SchedulerOptions options_;
   memory::ModelIdentity identity_;
   memory::PrefixIndex index_;
+  std::unique_ptr<memory::PageWriter> writer_;  // when options_.page_store is set
 
   SequenceId next_id_ = 1;
   std::map<SequenceId, std::unique_ptr<Entry>> entries_;

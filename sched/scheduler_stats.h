@@ -29,6 +29,7 @@ struct SchedulerStats {
   uint64_t swap_out_present = 0;
   uint64_t swap_in_pages = 0;
   uint64_t swap_errors = 0;
+  uint64_t swap_out_dropped = 0;  // not queued: the background writer was too far behind
   uint64_t kv_page_bytes = 0;  // bytes of one page, to turn page counts into traffic
   double swap_out_seconds = 0;
   double swap_in_seconds = 0;
