@@ -21,7 +21,9 @@ std::string trim(std::string_view s) {
 
 AgentLoop::AgentLoop(const llm::Tokenizer& tokenizer, llm::ChatFamily family,
                      SyscallHandler* handler)
-    : tokenizer_(tokenizer), family_(family), handler_(handler ? *handler : no_syscalls_) {}
+    : tokenizer_(tokenizer), family_(family), handler_(handler ? *handler : no_syscalls_) {
+  handler_.attach(completions_, this);
+}
 
 Result<std::string> AgentLoop::tool_message_text(llm::ChatFamily family,
                                                  std::string_view tool_result) {
@@ -127,10 +129,18 @@ void AgentLoop::exit(Slot& s, ExitReason reason, std::string answer, std::string
   if (p.exit) return;
   p.exit = ExitStatus{reason, std::move(answer), std::move(error)};
   p.set_state(ProcessState::exited, Clock::now());
+  s.waiting = 0;  // a completion still on its way is dropped
+  p.blocked_on.clear();
   by_sequence_.erase(s.sequence);
   // Forget the sequence now: its pages go back to the pool, and events still queued for it
   // find no process and are ignored.
   if (scheduler_) (void)scheduler_->release(s.sequence);
+  // Its children go first: their capabilities hang off its tokens, which are about to be revoked,
+  // and nobody would be left to wait for them. (Iterating is safe: exit() never adds or removes
+  // slots.)
+  for (auto& [pid, child] : slots_)
+    if (child.process.parent == p.pid && !child.process.exit)
+      exit(child, ExitReason::cancelled, trim(child.turn_text), "its parent exited");
   // Drivers stop and capabilities are revoked now, not at reap: an exited process makes no more
   // syscalls, and a daemon may keep its record for a long time.
   handler_.on_exit(p);
@@ -184,14 +194,56 @@ void AgentLoop::serve_tool_call(Slot& s) {
     case ToolOutcome::Kind::budget:
       exit(s, ExitReason::budget_syscalls, trim(s.turn_text));
       return;
+    case ToolOutcome::Kind::blocked:
+      // The sequence stays paused and the process blocked until the completion arrives.
+      s.waiting = outcome.pending.ticket;
+      p.blocked_on = std::move(outcome.pending.waiting_on);
+      return;
     case ToolOutcome::Kind::resume:
       break;
   }
+  resume_turn(s, outcome.text);
+}
+
+size_t AgentLoop::deliver_completions() {
+  size_t delivered = 0;
+  for (Completion& c : completions_->drain()) {
+    auto it = slots_.find(c.pid);
+    if (it == slots_.end() || it->second.process.exit || it->second.waiting == 0 ||
+        it->second.waiting != c.ticket) {
+      ++dropped_completions_;
+      continue;
+    }
+    Slot& s = it->second;
+    s.waiting = 0;
+    s.process.blocked_on.clear();
+    resume_turn(s, tool_result_text(c.result));
+    ++delivered;
+  }
+  return delivered;
+}
+
+size_t AgentLoop::blocked_processes() const {
+  size_t n = 0;
+  for (const auto& [pid, s] : slots_)
+    if (!s.process.exit && s.waiting != 0) ++n;
+  return n;
+}
+
+Result<Pid> AgentLoop::spawn_child(const JobSpec& job, Pid parent) {
+  auto it = slots_.find(parent);
+  if (it == slots_.end() || it->second.process.exit)
+    return make_error(Errc::not_found, "no live process ", parent);
+  return spawn(job, parent, it->second.process.owner_uid);
+}
+
+void AgentLoop::resume_turn(Slot& s, const std::string& tool_result) {
+  Process& p = s.process;
   if (turn_max_tokens(s) <= 0) {
     exit(s, ExitReason::budget_tokens, trim(s.turn_text));
     return;
   }
-  auto text = tool_message_text(family_, outcome.text);
+  auto text = tool_message_text(family_, tool_result);
   if (!text.ok()) {
     exit(s, ExitReason::error, "", text.error().message());
     return;
@@ -276,6 +328,11 @@ Status AgentLoop::reap(Pid pid) {
 const Process* AgentLoop::process(Pid pid) const {
   auto it = slots_.find(pid);
   return it == slots_.end() ? nullptr : &it->second.process;
+}
+
+Pid AgentLoop::pid_of(sched::SequenceId id) const {
+  auto it = by_sequence_.find(id);
+  return it == by_sequence_.end() ? 0 : it->second;
 }
 
 std::vector<Pid> AgentLoop::pids() const {

@@ -7,12 +7,18 @@
 //   - a turn paused on that stop string is a tool call: it is parsed and served
 //     (execute_tool_call); proc.exit ends the process, anything else is answered with a tool
 //     message appended to the context, and the turn resumes;
+//   - a call the handler leaves pending blocks the process: its sequence stays paused, the
+//     engine steps the others, and when the handler reports the completion (from any thread, into
+//     the loop's CompletionQueue) deliver_completions() resumes the turn with it, on the engine
+//     thread. A completion for a process that exited, or for a call it no longer waits on, is
+//     dropped;
 //   - a turn that ends without a tool call (end of generation, a per-turn max_tokens) completes
 //     the process with the turn's text as its answer;
 //   - budgets: each turn's max_tokens is capped at the tokens left in the budget, and a process
 //     whose turn stops there exits with budget_tokens; check_wall_budgets() ends processes past
 //     their wall-clock budget; execute_tool_call enforces the syscall budget.
-// When a process exits its sequence is released at once, so its KV pages go back to the pool.
+// When a process exits its sequence is released at once, so its KV pages go back to the pool, and
+// its live children are cancelled (their capabilities were derived from its, which are revoked).
 // Many processes share the scheduler, so every step batches all of them (continuous batching).
 #pragma once
 
@@ -45,7 +51,7 @@ struct AgentCallbacks {
   std::function<void(const Process&)> on_exit;
 };
 
-class AgentLoop : public sched::SchedulerEvents {
+class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
  public:
   using Clock = std::chrono::steady_clock;
 
@@ -71,6 +77,22 @@ class AgentLoop : public sched::SchedulerEvents {
   // Ends every live process whose wall-clock budget ran out by `now` (budget_time).
   void check_wall_budgets(Clock::time_point now);
 
+  // Resumes the processes whose pending calls completed (engine thread; the kernel calls it once
+  // per step). Returns how many were resumed or ended.
+  size_t deliver_completions();
+  // Passes the time to the handler, so pending calls past their deadline complete.
+  void tick(Clock::time_point now) { handler_.tick(now); }
+  // Where handlers report completions; the kernel waits on it when every live process is blocked.
+  CompletionQueue& completions() { return *completions_; }
+  // Live processes waiting for a pending call.
+  size_t blocked_processes() const;
+  // Completions dropped because their process had exited or no longer waited for them.
+  uint64_t dropped_completions() const { return dropped_completions_; }
+
+  // ProcessControl, for the handler's proc.spawn and proc.kill.
+  Result<Pid> spawn_child(const JobSpec& job, Pid parent) override;
+  Status kill(Pid pid) override { return cancel(pid); }
+
   // Ends every live process with ExitReason::error and `message` (after a failed engine step).
   void fail_all(const std::string& message);
 
@@ -79,6 +101,8 @@ class AgentLoop : public sched::SchedulerEvents {
   Status reap(Pid pid);
 
   const Process* process(Pid pid) const;
+  // The live process whose sequence `id` is; 0 when none.
+  Pid pid_of(sched::SequenceId id) const;
   std::vector<Pid> pids() const;
   size_t live_processes() const;
 
@@ -99,6 +123,7 @@ class AgentLoop : public sched::SchedulerEvents {
     Process process;
     sched::SequenceId sequence = 0;
     std::string turn_text;  // final text of the current turn
+    CallTicket waiting = 0;  // the pending call the process is blocked on; 0 when none
     std::shared_ptr<ToolCallFilter> tool_filter;  // null when tool calls are unconstrained
   };
 
@@ -109,6 +134,9 @@ class AgentLoop : public sched::SchedulerEvents {
   // The filter that keeps `tools`' calls well formed (built lazily: the vocabulary's bytes are
   // gathered once per loop).
   Result<std::shared_ptr<ToolCallFilter>> make_tool_filter(const std::vector<std::string>& tools);
+  // Appends `tool_result` as a tool message and resumes the turn (or ends the process when that
+  // is impossible or its token budget is spent).
+  void resume_turn(Slot& s, const std::string& tool_result);
 
   const llm::Tokenizer& tokenizer_;
   llm::ChatFamily family_;
@@ -118,6 +146,8 @@ class AgentLoop : public sched::SchedulerEvents {
   AgentCallbacks callbacks_;
   bool constrained_tool_calls_ = true;
   std::shared_ptr<const TokenBytes> token_bytes_;
+  std::shared_ptr<CompletionQueue> completions_ = std::make_shared<CompletionQueue>();
+  uint64_t dropped_completions_ = 0;
   Pid next_pid_ = 1;
   std::map<Pid, Slot> slots_;
   std::map<sched::SequenceId, Pid> by_sequence_;  // live processes only

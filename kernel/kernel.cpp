@@ -14,6 +14,7 @@ KernelOptions kernel_options(const Config& config) {
   // Made on the first syscall only, so kernels whose processes make none leave no file.
   options.audit_path = config.home + "/audit.db";
   options.workspace_root = config.home + "/workspaces";
+  options.archive_path = config.home + "/archive.db";  // made on the first mem.* call
   options.page_store_path = config.home + "/pages";
   return options;
 }
@@ -37,11 +38,18 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
     d.audit_path = options.audit_path;
     d.driver_dir = options.driver_dir;
     d.workspace_root = options.workspace_root;
+    d.archive_path = options.archive_path;
+    d.human_answers = options.human_answers;
     k->dispatcher_ = ICAM_TRY(SyscallDispatcher::create(std::move(d)));
     handler = k->dispatcher_.get();
   }
   k->loop_ = std::make_unique<AgentLoop>(k->model_->tokenizer(), k->model_->chat_family(), handler);
   std::unique_ptr<sched::Policy> policy = ICAM_TRY(sched::make_policy(options.policy));
+  sched::SchedulerEvents* events = k->loop_.get();
+  if (options.events_tap) {
+    k->tap_ = options.events_tap(*k->loop_);
+    if (k->tap_) events = k->tap_.get();
+  }
   sched::SchedulerOptions scheduling = options.scheduler;
   if (!options.page_store_path.empty() && !scheduling.page_store) {
     memory::PageStoreOptions store;
@@ -57,7 +65,7 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
     }
   }
   k->scheduler_ = ICAM_TRY(sched::Scheduler::create(
-      *k->backend_, k->model_->tokenizer(), std::move(policy), k->loop_.get(), scheduling));
+      *k->backend_, k->model_->tokenizer(), std::move(policy), events, scheduling));
   k->loop_->attach(*k->scheduler_);
   k->loop_->set_constrained_tool_calls(options.constrained_tool_calls);
   return k;
@@ -76,8 +84,20 @@ Result<Pid> Kernel::spawn(const JobSpec& job, Pid parent, std::optional<uint32_t
   return loop_->spawn(job, parent, owner_uid);
 }
 
+Status Kernel::answer_human(Pid pid, bool approved, const std::string& text) {
+  if (!dispatcher_) return make_error(Errc::unsupported, "this kernel's syscalls are served elsewhere");
+  return dispatcher_->answer_human(pid, approved, text);
+}
+
+std::string Kernel::pending_question(Pid pid) const {
+  return dispatcher_ ? dispatcher_->pending_question(pid) : std::string();
+}
+
 Status Kernel::step() {
-  loop_->check_wall_budgets(AgentLoop::Clock::now());
+  const auto now = AgentLoop::Clock::now();
+  loop_->tick(now);  // pending calls past their deadline complete (timed out)
+  loop_->deliver_completions();
+  loop_->check_wall_budgets(now);
   if (!scheduler_->has_work()) return ok_status();
   Status st = scheduler_->step();
   if (!st.ok()) loop_->fail_all(st.error().message());
@@ -87,9 +107,16 @@ Status Kernel::step() {
 Status Kernel::run_until_idle(const AgentCallbacks& callbacks) {
   loop_->set_callbacks(callbacks);
   Status result = ok_status();
-  do {
+  // While every live process waits on a syscall, sleep until a completion arrives, at most this
+  // long, so deadlines and wall-clock budgets are still enforced.
+  constexpr auto kBlockedTick = std::chrono::milliseconds(100);
+  while (true) {
     result = step();
-  } while (result.ok() && scheduler_->has_work());
+    if (!result.ok()) break;
+    if (has_work()) continue;
+    if (loop_->blocked_processes() == 0) break;
+    loop_->completions().wait_for(kBlockedTick);
+  }
   loop_->set_callbacks({});
   return result;
 }

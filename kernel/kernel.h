@@ -4,7 +4,9 @@
 // thread that drives it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +40,14 @@ struct KernelOptions {
   std::string audit_path;      // the audit database; "" = no audit log (see DispatcherOptions)
   std::string driver_dir;      // the built-in drivers; "" = default_driver_dir()
   std::string workspace_root;  // default workspaces; "" = default_workspace_root()
+  std::string archive_path;    // archival memory (mem.*); "" = none (see DispatcherOptions)
+  // Stands between the scheduler and the agent loop when set: given the loop, it returns the
+  // events the scheduler delivers to (which pass them on to the loop). For tracing, and for tests
+  // that script what the model writes (tests/kernel/daemon). Kept alive by the kernel.
+  std::function<std::unique_ptr<sched::SchedulerEvents>(AgentLoop& loop)> events_tap;
+  // Whether a person can answer human.ask (icamd: yes, through `icamctl approve`/`deny`). When
+  // not, human.ask fails at once instead of blocking until the process's wall-clock budget.
+  bool human_answers = false;
   // Tool calls decoded under the tool-call grammar, so that they are well formed by construction
   // (tool_call_filter.h). Off only to measure what a model does unaided.
   bool constrained_tool_calls = true;
@@ -66,16 +76,33 @@ class Kernel {
   // Who hears streamed text and exits from step() and run_until_idle().
   void set_callbacks(AgentCallbacks callbacks) { loop_->set_callbacks(std::move(callbacks)); }
 
-  // Ends processes past their wall-clock budget, then runs one engine step if any process can
-  // make progress. A failed engine step ends every live process with ExitReason::error and is
-  // returned; the kernel stays usable.
+  // Resumes processes whose blocking syscalls completed (or timed out), ends processes past their
+  // wall-clock budget, then runs one engine step if any process can make progress. A failed engine
+  // step ends every live process with ExitReason::error and is returned; the kernel stays usable.
   Status step();
-  // True when step() would run the engine.
-  bool has_work() const { return scheduler_->has_work(); }
+  // True when step() would run the engine or resume a process.
+  bool has_work() const { return scheduler_->has_work() || !loop_->completions().empty(); }
+  // Live processes blocked on a pending syscall.
+  size_t blocked_processes() const { return loop_->blocked_processes(); }
+  // Completions that arrived for processes no longer waiting for them (dropped).
+  uint64_t dropped_completions() const { return loop_->dropped_completions(); }
+  // Called, from any thread, when a blocking syscall completes: the daemon's engine thread wakes
+  // from its idle wait with it. Must not call into the kernel.
+  void set_wakeup(std::function<void()> wake) { loop_->completions().set_wake(std::move(wake)); }
+  // Waits up to `timeout` for a blocking syscall to complete; true when one did.
+  bool wait_for_completion(std::chrono::milliseconds timeout) {
+    return loop_->completions().wait_for(timeout);
+  }
+  // Answers the human.ask `pid` is blocked on (approved or not, with `text` as the answer or the
+  // reason). not_found when it asks nothing; unsupported when another handler serves syscalls.
+  Status answer_human(Pid pid, bool approved, const std::string& text);
+  // The question `pid` waits on a person for; empty when none.
+  std::string pending_question(Pid pid) const;
   // Processes that have not exited.
   size_t live_processes() const { return loop_->live_processes(); }
 
-  // Steps until no process can make progress, with `callbacks` set meanwhile.
+  // Steps until no process can make progress, with `callbacks` set meanwhile. While every live
+  // process is blocked on a syscall it waits for the completions (and enforces wall budgets).
   Status run_until_idle(const AgentCallbacks& callbacks = {});
 
   Status cancel(Pid pid) { return loop_->cancel(pid); }
@@ -109,6 +136,7 @@ class Kernel {
   std::unique_ptr<llm::Model> model_;
   std::unique_ptr<llm::Backend> backend_;
   std::unique_ptr<AgentLoop> loop_;
+  std::unique_ptr<sched::SchedulerEvents> tap_;  // KernelOptions::events_tap; null when none
   std::unique_ptr<memory::PageStore> page_store_;  // outlives the scheduler that writes to it
   std::string page_store_error_;
   std::unique_ptr<sched::Scheduler> scheduler_;

@@ -85,6 +85,8 @@ nlohmann::json to_json(const Process& p) {
         {"state_seconds", seconds},
         {"wall_seconds", wall}}},
   };
+  // What a blocked process waits for (a pending syscall); absent otherwise.
+  if (p.state == ProcessState::blocked && !p.blocked_on.empty()) j["blocked_on"] = p.blocked_on;
   if (p.exit) {
     j["exit"] = {{"reason", exit_reason_name(p.exit->reason)}, {"answer", p.exit->answer}};
     if (!p.exit->error.empty()) j["exit"]["error"] = p.exit->error;

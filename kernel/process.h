@@ -2,7 +2,7 @@
 // owner), scheduling inputs (priority, budgets, sampling, capabilities) and accounting, and ends
 // with an ExitStatus. The agent loop (agent_loop.h) drives the state machine:
 //
-//   new ─► ready ─► running ─► blocked (a tool call is served) ─► ready ...
+//   new ─► ready ─► running ─► blocked (a tool call is served, or pending) ─► ready ...
 //                      └────────────────────────────────────────► exited
 //
 // `ready` means queued in the scheduler but not yet producing tokens for the current turn;
@@ -68,6 +68,9 @@ struct Process {
   llm::SamplingParams sampling;
   Accounting accounting;
   std::optional<ExitStatus> exit;  // set exactly when state == exited
+  // While blocked on a pending syscall: what it waits for ("human.ask: QUESTION", "proc.wait 4",
+  // "exec.run"); empty otherwise.
+  std::string blocked_on;
 
   // Moves to `next`, charging the time since the last change to the old state.
   void set_state(ProcessState next, std::chrono::steady_clock::time_point now);

@@ -1,8 +1,11 @@
 #include "kernel/syscall_dispatcher.h"
 
+#include <signal.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +13,7 @@
 
 #include "common/log.h"
 #include "kernel/audit/audit_record.h"
+#include "memory/archive_syscalls.h"
 #include "syscalls/capability.h"
 
 namespace icam::kernel {
@@ -102,10 +106,19 @@ Result<std::unique_ptr<SyscallDispatcher>> SyscallDispatcher::create(DispatcherO
       new SyscallDispatcher(std::move(options), std::move(store)));
 }
 
-SyscallDispatcher::~SyscallDispatcher() = default;
+SyscallDispatcher::~SyscallDispatcher() {
+  // Workers first: they use the drivers and the audit log, which go with the members below.
+  for (auto& [pid, state] : processes_) cancel_worker(state);
+}
+
+void SyscallDispatcher::attach(std::shared_ptr<CompletionSink> sink, ProcessControl* control) {
+  sink_ = std::move(sink);
+  control_ = control;
+}
 
 Result<audit::AuditLog*> SyscallDispatcher::audit_log() {
   if (options_.audit_path.empty()) return nullptr;
+  std::lock_guard lock(audit_mutex_);
   if (!audit_) {
     std::error_code error;
     const fs::path parent = fs::path(options_.audit_path).parent_path();
@@ -120,6 +133,18 @@ Result<audit::AuditLog*> SyscallDispatcher::audit_log() {
                 r.never_replay ? " and never to be replayed" : "");
   }
   return audit_.get();
+}
+
+Result<memory::ArchiveStore*> SyscallDispatcher::archive() {
+  if (options_.archive_path.empty())
+    return make_error(Errc::unavailable, "this kernel has no archival memory configured");
+  if (!archive_) {
+    std::error_code error;
+    const fs::path parent = fs::path(options_.archive_path).parent_path();
+    if (!parent.empty()) fs::create_directories(parent, error);
+    archive_ = ICAM_TRY(memory::ArchiveStore::open(options_.archive_path));
+  }
+  return archive_.get();
 }
 
 Status SyscallDispatcher::on_spawn(Process& process, const JobSpec& job) {
@@ -137,6 +162,32 @@ Status SyscallDispatcher::on_spawn(Process& process, const JobSpec& job) {
     std::error_code error;
     state.workspace = fs::canonical(dir, error);
     if (error) return make_error(Errc::io, "workspace ", dir.string(), ": ", error.message());
+  }
+
+  state.parent = processes_.count(process.parent) ? process.parent : 0;
+  state.owner = process.owner_uid;
+  state.tools = job.tools;
+  // Archival memory: a child shares its parent's namespace, as it shares its workspace (a child
+  // named after another job must not reach that job's memory).
+  state.archive_namespace = state.parent != 0
+                                ? processes_.at(state.parent).archive_namespace
+                                : memory::process_archive_namespace(process.owner_uid, process.name);
+  if (state.parent != 0) {
+    // A child of one of our processes (proc.spawn): its capabilities are derived from its
+    // parent's, all or nothing, never granted.
+    std::vector<syscalls::Capability> requested;
+    for (size_t i = 0; i < job.capabilities.size(); ++i) {
+      auto cap = syscalls::parse_capability(expand_workspace(job.capabilities[i], state.workspace));
+      if (!cap.ok()) return std::move(cap).error().with_context(str_cat("capabilities/", i));
+      requested.push_back(std::move(*cap));
+    }
+    const std::vector<syscalls::TokenId> ids = ICAM_TRY(
+        store_->derive_for_child(state.parent, process.pid, requested, syscalls::unix_now()));
+    std::vector<std::string> derived;
+    for (syscalls::TokenId id : ids) derived.push_back(store_->token(id)->capability.to_string());
+    process.capabilities = std::move(derived);
+    processes_[process.pid] = std::move(state);
+    return ok_status();
   }
 
   const std::string origin = "job '" + job.name + "'";
@@ -160,11 +211,57 @@ Status SyscallDispatcher::on_spawn(Process& process, const JobSpec& job) {
   return ok_status();
 }
 
+void SyscallDispatcher::cancel_worker(ProcessState& state) {
+  if (state.in_flight) {
+    std::lock_guard lock(state.in_flight->mutex);
+    state.in_flight->cancelled = true;
+    // Killing the driver closes its reply pipe, so the worker's exchange fails at once. The
+    // pidfd names that very process even if the worker has just reaped it (a failed exchange
+    // reaps), so the signal can never reach a process that reused its pid.
+    if (state.in_flight->driver_pidfd >= 0) {
+      (void)::syscall(SYS_pidfd_send_signal, state.in_flight->driver_pidfd, SIGKILL, nullptr, 0);
+    } else if (state.in_flight->driver_pid > 0) {
+      ::kill(state.in_flight->driver_pid, SIGKILL);  // a kernel without pidfds (before 5.3)
+    }
+  }
+  if (state.worker.joinable()) state.worker.join();
+  state.in_flight.reset();
+}
+
 void SyscallDispatcher::on_exit(const Process& process) {
   auto it = processes_.find(process.pid);
   if (it == processes_.end()) return;
-  if (it->second.drivers) it->second.drivers->stop_all();
+  ProcessState& state = it->second;
+  // A pending call ends with the process: a driver mid-call is killed (its worker records the
+  // outcome), a waiting kernel call gets its audit completion here. Nothing reaches the loop.
+  cancel_worker(state);
+  if (state.waiting) {
+    const Waiting w = std::move(*state.waiting);
+    state.waiting.reset();
+    (void)finish(audit_.get(), w.intent, w.syscall,
+                 make_error(Errc::cancelled, "the process exited while it waited"));
+  }
+  if (state.drivers) state.drivers->stop_all();
   store_->revoke_owner(process.pid);
+  // Its parent hears how it ended: proc.wait answers from this.
+  if (auto parent = processes_.find(state.parent); parent != processes_.end() && process.exit) {
+    ProcessState& ps = parent->second;
+    ps.children.erase(process.pid);
+    json status = {{"pid", process.pid},
+                   {"reason", exit_reason_name(process.exit->reason)},
+                   {"answer", process.exit->answer}};
+    if (!process.exit->error.empty()) status["error"] = process.exit->error;
+    if (ps.waiting && ps.waiting->kind == Waiting::Kind::child &&
+        ps.waiting->child == process.pid) {
+      complete_waiting(parent->first, ps, dump(status));
+    } else {
+      // Kept until waited for; a parent that never waits keeps the newest few.
+      constexpr size_t kMaxExitedChildren = 256;
+      if (ps.exited_children.size() >= kMaxExitedChildren)
+        ps.exited_children.erase(ps.exited_children.begin());
+      ps.exited_children[process.pid] = std::move(status);
+    }
+  }
   processes_.erase(it);
 }
 
@@ -184,6 +281,16 @@ Result<syscalls::Authorization> SyscallDispatcher::authorize(const Process& proc
                                                              const SyscallSpec& spec,
                                                              const json& arguments) {
   if (!spec.capability) return syscalls::Authorization{};  // pure: nothing to check
+  if (spec.target == TargetRule::children)
+    return store_->authorize(process.pid,
+                             syscalls::Request::spawn(static_cast<int64_t>(state.children.size()) + 1));
+  if (spec.target == TargetRule::recipient) {
+    const Pid to = arguments.at(json::json_pointer(spec.target_argument)).get<Pid>();
+    const std::string channel = to == state.parent && to != 0 ? "parent"
+                                : state.children.count(to)    ? "children"
+                                                              : "pid/" + std::to_string(to);
+    return store_->authorize(process.pid, syscalls::Request::msg(channel));
+  }
   std::string target = ICAM_TRY(syscalls::raw_capability_target(spec, arguments));
   switch (spec.target) {
     case TargetRule::workspace_path:
@@ -211,6 +318,9 @@ Result<syscalls::Authorization> SyscallDispatcher::authorize(const Process& proc
                           ": empty name");
       break;
     case TargetRule::none:
+    case TargetRule::constant:
+    case TargetRule::children:
+    case TargetRule::recipient:
       break;
   }
   return store_->authorize(process.pid, syscalls::Request{*spec.capability, target});
@@ -221,10 +331,20 @@ Result<std::string> SyscallDispatcher::serve(ProcessState& state, Pid pid, const
                                              const syscalls::Authorization& authorization) {
   if (spec.server == Server::kernel) {
     if (spec.name == "clock.now") return dump(clock_now());
+    if (spec.name == "mem.store" || spec.name == "mem.recall") {
+      memory::ArchiveStore* store = ICAM_TRY(archive());
+      return spec.name == "mem.store"
+                 ? memory::serve_mem_store(*store, state.archive_namespace, arguments)
+                 : memory::serve_mem_recall(*store, state.archive_namespace, arguments);
+    }
     return make_error(Errc::internal, "no in-kernel implementation");
   }
   if (state.workspace.empty())
     return make_error(Errc::internal, "the process has no workspace for its drivers");
+  return serve_driver(drivers_of(state, pid), spec, arguments, authorization, nullptr);
+}
+
+ProcessDrivers& SyscallDispatcher::drivers_of(ProcessState& state, Pid pid) {
   if (!state.drivers) {
     // The programs the process may run are made visible (read-only) to its exec driver.
     std::vector<fs::path> programs;
@@ -234,7 +354,20 @@ Result<std::string> SyscallDispatcher::serve(ProcessState& state, Pid pid, const
     state.drivers =
         std::make_unique<ProcessDrivers>(options_.driver_dir, state.workspace, std::move(programs));
   }
-  sandbox::DriverClient* driver = ICAM_TRY(state.drivers->get(spec.server));
+  return *state.drivers;
+}
+
+Result<std::string> SyscallDispatcher::serve_driver(ProcessDrivers& drivers,
+                                                    const SyscallSpec& spec, const json& arguments,
+                                                    const syscalls::Authorization& authorization,
+                                                    InFlight* flight) {
+  sandbox::DriverClient* driver = ICAM_TRY(drivers.get(spec.server));
+  if (flight) {
+    std::lock_guard lock(flight->mutex);
+    if (flight->cancelled) return make_error(Errc::cancelled, "the process exited");
+    flight->driver_pid = driver->process().pid();
+    flight->driver_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, flight->driver_pid, 0));
+  }
 
   // The driver is given what was checked: the canonical path or program, so a link swapped in
   // after the check cannot redirect it (the driver refuses anything outside the workspace too).
@@ -258,8 +391,16 @@ Result<std::string> SyscallDispatcher::serve(ProcessState& state, Pid pid, const
     case Server::kernel:
       break;
   }
-  driver::ToolOutput output =
-      ICAM_TRY(driver->call_tool(spec.driver_tool, driver_args, spec.timeout));
+  auto called = driver->call_tool(spec.driver_tool, driver_args, spec.timeout);
+  if (flight) {
+    std::lock_guard lock(flight->mutex);
+    flight->driver_pid = 0;
+    if (flight->driver_pidfd >= 0) ::close(flight->driver_pidfd);
+    flight->driver_pidfd = -1;
+    if (flight->cancelled && !called.ok())
+      return make_error(Errc::cancelled, "the process exited during the call");
+  }
+  driver::ToolOutput output = ICAM_TRY(std::move(called));
   if (output.is_error) {
     std::string text = output.joined_text();
     if (text.empty() && !output.structured.is_null()) text = dump(output.structured);
@@ -275,8 +416,9 @@ Result<std::string> SyscallDispatcher::serve(ProcessState& state, Pid pid, const
   return output.joined_text();
 }
 
-Result<std::string> SyscallDispatcher::call(Process& process, const std::string& name,
-                                            const json& arguments) {
+Result<SyscallDispatcher::Begun> SyscallDispatcher::begin(const Process& process,
+                                                          const std::string& name,
+                                                          const json& arguments) {
   const SyscallSpec* spec = syscalls::find_syscall(name);
   // proc.exit is the agent loop's; it never reaches a handler.
   if (!spec || spec->name == syscalls::kSyscallProcExit)
@@ -296,6 +438,7 @@ Result<std::string> SyscallDispatcher::call(Process& process, const std::string&
   if (!authorization.ok()) {
     Error denied = std::move(authorization).error().with_context(name);
     if (log) {
+      std::lock_guard lock(audit_mutex_);
       auto intent =
           log->append_intent(process.pid, name, args_text, "", audit::Decision::deny, effect);
       if (!intent.ok())
@@ -309,22 +452,266 @@ Result<std::string> SyscallDispatcher::call(Process& process, const std::string&
   }
 
   // The intent is durable before anything happens; without it the call does not run.
-  int64_t intent = 0;
-  if (log)
-    intent =
-        ICAM_TRY_CTX(log->append_intent(process.pid, name, args_text, authorization->capability,
-                                        audit::Decision::allow, effect),
-                     name + ": audit log (the call was not run)");
-  auto result = serve(state, process.pid, *spec, arguments, *authorization);
+  Begun begun{spec, &state, log, 0, std::move(*authorization)};
+  if (log) {
+    std::lock_guard lock(audit_mutex_);
+    begun.intent = ICAM_TRY_CTX(
+        log->append_intent(process.pid, name, args_text, begun.authorization.capability,
+                           audit::Decision::allow, effect),
+        name + ": audit log (the call was not run)");
+  }
+  return begun;
+}
+
+Result<std::string> SyscallDispatcher::finish(audit::AuditLog* log, int64_t intent,
+                                              const std::string& name,
+                                              Result<std::string> result) {
   if (log) {
     const auto status = result.ok() ? audit::CompletionStatus::ok : audit::CompletionStatus::error;
     const std::string& text = result.ok() ? *result : result.error().message();
+    std::lock_guard lock(audit_mutex_);
     auto done = log->append_completion(intent, status, audit::result_digest(text));
     // The call happened; a missing completion is recovered as outcome_unknown at the next open.
     if (!done.ok()) log::warn("syscalls", "audit completion: ", done.error().message());
   }
   if (!result.ok()) return std::move(result).error().with_context(name);
   return result;
+}
+
+namespace {
+
+bool waits_for_kernel_events(const SyscallSpec& spec) {
+  return spec.server == Server::kernel &&
+         (spec.name.starts_with("proc.") || spec.name.starts_with("msg.") ||
+          spec.name == "human.ask");
+}
+
+}  // namespace
+
+Result<std::string> SyscallDispatcher::call(Process& process, const std::string& name,
+                                            const json& arguments) {
+  if (const SyscallSpec* spec = syscalls::find_syscall(name);
+      spec && waits_for_kernel_events(*spec))
+    return make_error(Errc::unsupported, name,
+                      ": it may block, so it is served only through the agent loop (start())");
+  Begun begun = ICAM_TRY(begin(process, name, arguments));
+  auto result = serve(*begun.state, process.pid, *begun.spec, arguments, begun.authorization);
+  return finish(begun.log, begun.intent, name, std::move(result));
+}
+
+CallStart SyscallDispatcher::start(Process& process, const std::string& name,
+                                   const json& arguments) {
+  auto begun = begin(process, name, arguments);
+  if (!begun.ok()) return Result<std::string>(std::move(begun).error());
+  const SyscallSpec& spec = *begun->spec;
+  ProcessState& state = *begun->state;
+  if (waits_for_kernel_events(spec)) return serve_process_call(process, *begun, arguments);
+  // In-kernel calls are quick: served now. So is everything when no loop listens for
+  // completions.
+  if (spec.server == Server::kernel || !sink_ || state.workspace.empty()) {
+    auto result = serve(state, process.pid, spec, arguments, begun->authorization);
+    return finish(begun->log, begun->intent, name, std::move(result));
+  }
+  // A driver call: on a worker thread, so the engine steps the other processes meanwhile. The
+  // previous worker of this process has finished (the process waited for its completion).
+  if (state.worker.joinable()) state.worker.join();
+  auto flight = std::make_shared<InFlight>();
+  state.in_flight = flight;
+  ProcessDrivers* drivers = &drivers_of(state, process.pid);
+  const CallTicket ticket = next_ticket_++;
+  state.worker = std::thread([this, flight, drivers, spec = &spec, arguments,
+                              authorization = begun->authorization, log = begun->log,
+                              intent = begun->intent, pid = process.pid, ticket,
+                              sink = sink_] {
+    auto result = serve_driver(*drivers, *spec, arguments, authorization, flight.get());
+    sink->complete(pid, ticket, finish(log, intent, spec->name, std::move(result)));
+  });
+  return PendingCall{ticket, spec.name};
+}
+
+PendingCall SyscallDispatcher::wait_for(ProcessState& state, Waiting waiting,
+                                        std::string waiting_on) {
+  waiting.ticket = next_ticket_++;
+  const CallTicket ticket = waiting.ticket;
+  state.waiting = std::move(waiting);
+  return PendingCall{ticket, std::move(waiting_on)};
+}
+
+void SyscallDispatcher::complete_waiting(Pid pid, ProcessState& state,
+                                         Result<std::string> result) {
+  if (!state.waiting) return;
+  const Waiting w = std::move(*state.waiting);
+  state.waiting.reset();
+  auto finished = finish(audit_.get(), w.intent, w.syscall, std::move(result));
+  if (sink_) sink_->complete(pid, w.ticket, std::move(finished));
+}
+
+CallStart SyscallDispatcher::serve_process_call(Process& process, Begun& begun,
+                                                const json& arguments) {
+  const SyscallSpec& spec = *begun.spec;
+  ProcessState& state = *begun.state;
+  const std::string& name = spec.name;
+  auto now_result = [&](Result<std::string> result) -> CallStart {
+    return finish(begun.log, begun.intent, name, std::move(result));
+  };
+  auto wait_ms = [&](const char* key) {
+    return std::chrono::milliseconds(arguments.contains(key) ? arguments[key].get<int64_t>()
+                                                             : spec.timeout.count());
+  };
+  Waiting waiting;
+  waiting.syscall = name;
+  waiting.intent = begun.intent;
+  if (!sink_)
+    return now_result(make_error(Errc::unsupported, "it blocks, and nothing listens for its "
+                                                    "completion"));
+
+  if (name == "human.ask") {
+    if (!options_.human_answers)
+      return now_result(make_error(Errc::unavailable,
+                                   "no person can answer in this kernel (run the job under icamd "
+                                   "and answer with `icamctl approve` or `icamctl deny`)"));
+    waiting.kind = Waiting::Kind::human;
+    waiting.question = arguments["question"].get<std::string>();
+    waiting.deadline = Clock::now() + spec.timeout;
+    return wait_for(state, std::move(waiting), "human.ask: " + waiting.question);
+  }
+  if (name == "proc.spawn") return now_result(spawn_child(process, state, arguments));
+  if (name == "proc.kill") return now_result(kill_descendant(process, arguments));
+  if (name == "msg.send") return now_result(send_message(process, state, arguments));
+  if (name == "proc.wait") {
+    const Pid child = arguments["pid"].get<Pid>();
+    if (auto done = state.exited_children.find(child); done != state.exited_children.end()) {
+      std::string status = dump(done->second);
+      state.exited_children.erase(done);
+      return now_result(status);
+    }
+    if (!state.children.count(child))
+      return now_result(make_error(Errc::not_found, "process ", child, " is not a child of process ",
+                                   process.pid, " (or was waited for already)"));
+    waiting.kind = Waiting::Kind::child;
+    waiting.child = child;
+    waiting.deadline = Clock::now() + wait_ms("timeout_ms");
+    return wait_for(state, std::move(waiting), "proc.wait " + std::to_string(child));
+  }
+  if (name == "msg.recv") {
+    if (!state.mailbox.empty()) {
+      Message m = std::move(state.mailbox.front());
+      state.mailbox.pop_front();
+      state.mailbox_bytes -= m.body.size();
+      return now_result(dump(json{{"from", m.from}, {"body", m.body}}));
+    }
+    waiting.kind = Waiting::Kind::message;
+    waiting.deadline = Clock::now() + wait_ms("timeout_ms");
+    return wait_for(state, std::move(waiting), "msg.recv");
+  }
+  return now_result(make_error(Errc::internal, "no in-kernel implementation"));
+}
+
+Result<std::string> SyscallDispatcher::spawn_child(Process& process, ProcessState& state,
+                                                   const json& arguments) {
+  if (!control_) return make_error(Errc::unsupported, "this kernel cannot spawn processes");
+  JobSpec job;
+  job.name = arguments["name"].get<std::string>();
+  job.task = arguments["task"].get<std::string>();
+  if (job.name.empty()) return make_error(Errc::invalid_argument, "/arguments/name: empty");
+  if (job.task.empty()) return make_error(Errc::invalid_argument, "/arguments/task: empty");
+  job.system = arguments.value("system", std::string());
+  // A child can call no tool its parent cannot (proc.exit is everyone's).
+  for (const auto& t : arguments.value("tools", json::array())) {
+    const std::string tool = t.get<std::string>();
+    if (tool == kToolProcExit) continue;
+    if (std::find(state.tools.begin(), state.tools.end(), tool) == state.tools.end())
+      return make_error(Errc::permission_denied, "/arguments/tools: '", tool,
+                        "' is not one of this process's tools");
+    if (std::find(job.tools.begin(), job.tools.end(), tool) == job.tools.end())
+      job.tools.push_back(tool);
+  }
+  // Capabilities are derived from the parent's in on_spawn (refused if they ask for more).
+  for (const auto& c : arguments.value("capabilities", json::array()))
+    job.capabilities.push_back(c.get<std::string>());
+  // The child works in its parent's workspace, so what it produces is where the parent looks,
+  // and "${workspace}" means the same directory to both.
+  job.workspace = state.workspace.string();
+  job.sampling = process.sampling;
+  job.priority = process.priority;
+  job.budgets = process.budgets;
+  const Pid child = ICAM_TRY(control_->spawn_child(job, process.pid));
+  // The map may have grown: find the parent again.
+  processes_.at(process.pid).children.insert(child);
+  return dump(json{{"pid", child}});
+}
+
+bool SyscallDispatcher::is_descendant(Pid pid, Pid ancestor) const {
+  for (int depth = 0; depth < 1'000'000; ++depth) {
+    auto it = processes_.find(pid);
+    if (it == processes_.end() || it->second.parent == 0) return false;
+    if (it->second.parent == ancestor) return true;
+    pid = it->second.parent;
+  }
+  return false;
+}
+
+Result<std::string> SyscallDispatcher::kill_descendant(const Process& process,
+                                                       const json& arguments) {
+  if (!control_) return make_error(Errc::unsupported, "this kernel cannot kill processes");
+  const Pid target = arguments["pid"].get<Pid>();
+  if (!is_descendant(target, process.pid))
+    return make_error(Errc::permission_denied, "process ", target,
+                      " is not a live descendant of process ", process.pid);
+  ICAM_TRY(control_->kill(target));
+  return dump(json{{"pid", target}, {"killed", true}});
+}
+
+Result<std::string> SyscallDispatcher::send_message(const Process& process, ProcessState&,
+                                                    const json& arguments) {
+  const Pid to = arguments["to"].get<Pid>();
+  auto it = processes_.find(to);
+  // Another user's processes are not there, as far as this one can tell.
+  if (it == processes_.end() || it->second.owner != process.owner_uid)
+    return make_error(Errc::not_found, "no live process ", to);
+  ProcessState& receiver = it->second;
+  std::string body = arguments["body"].get<std::string>();
+  if (receiver.waiting && receiver.waiting->kind == Waiting::Kind::message) {
+    complete_waiting(to, receiver, dump(json{{"from", process.pid}, {"body", body}}));
+    return dump(json{{"to", to}, {"queued", 0}});
+  }
+  if (receiver.mailbox.size() >= kMailboxMessages ||
+      receiver.mailbox_bytes + body.size() > kMailboxBytes)
+    return make_error(Errc::resource_exhausted, "the mailbox of process ", to, " is full (",
+                      receiver.mailbox.size(), " messages, ", receiver.mailbox_bytes,
+                      " bytes; at most ", kMailboxMessages, " and ", kMailboxBytes,
+                      " bytes): try again after it receives");
+  receiver.mailbox_bytes += body.size();
+  receiver.mailbox.push_back(Message{process.pid, std::move(body)});
+  return dump(json{{"to", to}, {"queued", receiver.mailbox.size()}});
+}
+
+void SyscallDispatcher::tick(Clock::time_point now) {
+  for (auto& [pid, state] : processes_) {
+    if (!state.waiting || state.waiting->deadline > now) continue;
+    const std::string what = state.waiting->kind == Waiting::Kind::human ? "no answer"
+                             : state.waiting->kind == Waiting::Kind::child
+                                 ? str_cat("process ", state.waiting->child, " has not exited")
+                                 : std::string("no message");
+    complete_waiting(pid, state, make_error(Errc::timed_out, what, " before the timeout"));
+  }
+}
+
+Status SyscallDispatcher::answer_human(Pid pid, bool approved, const std::string& text) {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || !it->second.waiting ||
+      it->second.waiting->kind != Waiting::Kind::human)
+    return make_error(Errc::not_found, "process ", pid, " is not waiting for an answer");
+  complete_waiting(pid, it->second, dump(json{{"answer", text}, {"approved", approved}}));
+  return ok_status();
+}
+
+std::string SyscallDispatcher::pending_question(Pid pid) const {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || !it->second.waiting ||
+      it->second.waiting->kind != Waiting::Kind::human)
+    return {};
+  return it->second.waiting->question;
 }
 
 }  // namespace icam::kernel

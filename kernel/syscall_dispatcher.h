@@ -8,29 +8,55 @@
 //             ─► CapabilityStore::authorize (the process's capabilities, granted from its job)
 //             ─► audit intent, committed before any side effect: allow with the capability
 //                used, or deny (then a "denied" completion, and the call is refused)
-//             ─► served: clock.now in the kernel; fs.*, exec.run, kv.* by the process's driver
-//                (started lazily in the sandbox, kept warm, stopped when the process exits)
-//             ─► audit completion (ok or error, with the digest of the result)
+//             ─► served: clock.now in the kernel, at once; fs.*, exec.run, kv.* by the process's
+//                driver (started lazily in the sandbox, kept warm, stopped when the process
+//                exits) on a worker thread; proc.*, msg.*, human.ask in the kernel, when their
+//                event happens (a child exits, a message arrives, a person answers)
+//             ─► audit completion (ok or error, with the digest of the result), when it completes
 //
 // Denials, driver failures and audit failures are error values, which the agent loop gives the
 // model as {"error": "..."}; nothing here ends the process or the kernel.
 //
-// For this slice calls are synchronous on the engine thread, bounded by the table's timeout
-// (at most 25 s for exec.run): while a call runs, the engine does not step other processes.
-// Asynchronous serving (the process blocked, the engine stepping on) is the next slice.
+// Blocking. start() (the agent loop's path) answers driver calls and waiting kernel calls with a
+// PendingCall: the process blocks and the engine steps the others. A driver call runs on one
+// worker thread per call (a process has at most one call in flight), which writes the audit
+// completion and reports to the loop's CompletionSink. Kernel events complete on the engine
+// thread. When a blocked process exits (killed, out of budget, the daemon draining) its call is
+// cancelled: a driver mid-call is killed, the worker joined, a waiting call's audit completion
+// written as an error; the loop drops any completion that still arrives.
+// call() serves a call to completion on the calling thread (tools, benchmarks); it refuses the
+// syscalls that wait for kernel events.
+//
+// Processes (proc.spawn/wait/kill): a child's capabilities are derived from its parent's
+// (CapabilityStore::derive_for_child), never granted, and its tools are a subset of the
+// parent's; it shares the parent's workspace. spawn:N bounds the live children. proc.wait and
+// proc.kill reach only one's own children (wait) and descendants (kill).
+// Messages (msg.send/recv): one bounded mailbox per process (kMailboxMessages, kMailboxBytes);
+// a sender needs msg:parent, msg:children, msg:pid/N or msg:* for the receiver (same owner only).
+// People (human.ask): the question waits until answer_human() (icamctl approve/deny through
+// icamd) or the table's timeout.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <string>
+#include <thread>
 
 #include "common/result.h"
 #include "kernel/audit/audit_log.h"
 #include "kernel/process.h"
 #include "kernel/process_drivers.h"
 #include "kernel/tool_call.h"
+#include "memory/archive_store.h"
 #include "syscalls/capability_store.h"
 #include "syscalls/syscall_table.h"
 
@@ -47,7 +73,16 @@ struct DispatcherOptions {
   // Where default workspaces are made (one fresh directory per process); "" =
   // default_workspace_root().
   std::string workspace_root;
+  // Whether anyone can answer human.ask (a daemon); when not, it fails at once.
+  bool human_answers = false;
+  // The archival memory database (mem.store, mem.recall; memory/archive_store.h); "" = none, and
+  // those calls fail. Opened on the first of them.
+  std::string archive_path;
 };
+
+// Mailbox bounds per process.
+inline constexpr size_t kMailboxMessages = 32;
+inline constexpr size_t kMailboxBytes = 64 * 1024;
 
 // $TMPDIR/icam-workspaces-<uid>: for kernels whose owner configured no root.
 std::filesystem::path default_workspace_root();
@@ -59,12 +94,22 @@ class SyscallDispatcher final : public SyscallHandler {
 
   Result<std::string> call(Process& process, const std::string& name,
                            const nlohmann::json& arguments) override;
+  CallStart start(Process& process, const std::string& name,
+                  const nlohmann::json& arguments) override;
+  void attach(std::shared_ptr<CompletionSink> sink, ProcessControl* control) override;
+  void tick(std::chrono::steady_clock::time_point now) override;
   // Sets up the process's workspace (when it lists a driver-served tool, names a workspace or
   // uses ${workspace} in a capability) and grants the job's capabilities.
   Status on_spawn(Process& process, const JobSpec& job) override;
-  // Stops the process's drivers and revokes its capabilities. Its workspace stays on disk: it
-  // holds what the agent produced.
+  // Cancels its pending call, stops the process's drivers and revokes its capabilities. Its
+  // workspace stays on disk: it holds what the agent produced.
   void on_exit(const Process& process) override;
+
+  // Answers the human.ask `pid` waits on: {"answer": text, "approved": approved}. not_found when
+  // it waits on no question.
+  Status answer_human(Pid pid, bool approved, const std::string& text);
+  // The question `pid` waits on; "" when none.
+  std::string pending_question(Pid pid) const;
 
   // The workspace of a live process; empty when it has none (or is unknown).
   std::filesystem::path workspace(Pid pid) const;
@@ -75,9 +120,56 @@ class SyscallDispatcher final : public SyscallHandler {
   const syscalls::CapabilityStore& capabilities() const { return *store_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
+
+  // A driver call running on a worker thread, shared with it.
+  struct InFlight {
+    std::mutex mutex;
+    pid_t driver_pid = 0;    // the driver serving the call, while it does
+    int driver_pidfd = -1;   // a pidfd for it (-1 when the kernel has none)
+    bool cancelled = false;  // the process exited: do not start another exchange
+  };
+
+  // A kernel call waiting for its event.
+  struct Waiting {
+    enum class Kind { human, child, message };
+    Kind kind = Kind::human;
+    CallTicket ticket = 0;
+    std::string syscall;
+    int64_t intent = 0;  // its audit intent (0: no audit log)
+    Clock::time_point deadline;
+    Pid child = 0;         // child: whom it waits for
+    std::string question;  // human: what it asks
+  };
+
+  struct Message {
+    Pid from = 0;
+    std::string body;
+  };
+
   struct ProcessState {
     std::filesystem::path workspace;  // canonical; empty: none
     std::unique_ptr<ProcessDrivers> drivers;
+    Pid parent = 0;  // 0: none, or not a process of this dispatcher
+    uint32_t owner = 0;
+    std::vector<std::string> tools;
+    std::thread worker;  // the last driver call's worker (joined before the next, and at exit)
+    std::shared_ptr<InFlight> in_flight;
+    std::optional<Waiting> waiting;
+    std::deque<Message> mailbox;
+    size_t mailbox_bytes = 0;
+    std::set<Pid> children;                     // live children
+    std::map<Pid, nlohmann::json> exited_children;  // how each ended, until waited for
+    std::string archive_namespace;                  // mem.*: "<owner uid>/<job name>"
+  };
+
+  // A call checked, authorized and announced in the audit log.
+  struct Begun {
+    const syscalls::SyscallSpec* spec = nullptr;
+    ProcessState* state = nullptr;
+    audit::AuditLog* log = nullptr;
+    int64_t intent = 0;
+    syscalls::Authorization authorization;
   };
 
   SyscallDispatcher(DispatcherOptions options, std::unique_ptr<syscalls::CapabilityStore> store)
@@ -87,15 +179,54 @@ class SyscallDispatcher final : public SyscallHandler {
   Result<syscalls::Authorization> authorize(const Process& process, ProcessState& state,
                                             const syscalls::SyscallSpec& spec,
                                             const nlohmann::json& arguments);
+  // The table entry, the argument check, the authorization and the audit intent (a denial is
+  // recorded with its completion and returned as the error).
+  Result<Begun> begin(const Process& process, const std::string& name,
+                      const nlohmann::json& arguments);
+  // Writes the audit completion of `intent` for `result` and gives the result the syscall's name
+  // as context. Any thread.
+  Result<std::string> finish(audit::AuditLog* log, int64_t intent, const std::string& name,
+                             Result<std::string> result);
   // Performs an allowed call; the result text, or the error to give the model.
   Result<std::string> serve(ProcessState& state, Pid pid, const syscalls::SyscallSpec& spec,
                             const nlohmann::json& arguments,
                             const syscalls::Authorization& authorization);
+  // The process's drivers, made now if need be.
+  ProcessDrivers& drivers_of(ProcessState& state, Pid pid);
+  // The driver part of serve(): any thread, one call per process at a time. `flight`, when set,
+  // lets on_exit() kill the driver mid-call.
+  static Result<std::string> serve_driver(ProcessDrivers& drivers,
+                                          const syscalls::SyscallSpec& spec,
+                                          const nlohmann::json& arguments,
+                                          const syscalls::Authorization& authorization,
+                                          InFlight* flight);
+  // The kernel's process, message and human syscalls: a result now, or a pending call.
+  CallStart serve_process_call(Process& process, Begun& begun, const nlohmann::json& arguments);
+  Result<std::string> spawn_child(Process& process, ProcessState& state,
+                                  const nlohmann::json& arguments);
+  Result<std::string> kill_descendant(const Process& process, const nlohmann::json& arguments);
+  Result<std::string> send_message(const Process& process, ProcessState& state,
+                                   const nlohmann::json& arguments);
+  // Blocks the process on `waiting` (a PendingCall for the loop).
+  PendingCall wait_for(ProcessState& state, Waiting waiting, std::string waiting_on);
+  // Completes the call `pid` waits on with `result` (audit completion, then the loop's sink).
+  void complete_waiting(Pid pid, ProcessState& state, Result<std::string> result);
+  // Stops a driver call in flight and joins its worker.
+  static void cancel_worker(ProcessState& state);
+  // Whether `pid` is a descendant of `ancestor` (through live processes).
+  bool is_descendant(Pid pid, Pid ancestor) const;
+  // The archive, opened now if need be (mem.*).
+  Result<memory::ArchiveStore*> archive();
 
   DispatcherOptions options_;
   std::unique_ptr<syscalls::CapabilityStore> store_;
   std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<memory::ArchiveStore> archive_;
+  std::mutex audit_mutex_;  // the log is written from the engine thread and driver workers
   std::map<Pid, ProcessState> processes_;
+  std::shared_ptr<CompletionSink> sink_;
+  ProcessControl* control_ = nullptr;
+  CallTicket next_ticket_ = 1;
 };
 
 }  // namespace icam::kernel

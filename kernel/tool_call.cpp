@@ -80,11 +80,16 @@ ToolOutcome execute_tool_call(Process& process, std::string_view turn_text,
   }
   const bool listed =
       std::find(process.tools.begin(), process.tools.end(), call->name) != process.tools.end();
-  auto result =
-      listed ? handler.call(process, call->name, call->arguments)
-             : Result<std::string>(make_error(Errc::not_found, "unknown tool '", call->name, "'"));
-  if (!result.ok()) return {ToolOutcome::Kind::resume, error_text(result.error().message())};
-  return {ToolOutcome::Kind::resume, std::move(*result)};
+  if (!listed)
+    return {ToolOutcome::Kind::resume, error_text(str_cat("unknown tool '", call->name, "'"))};
+  CallStart started = handler.start(process, call->name, call->arguments);
+  if (auto* pending = std::get_if<PendingCall>(&started))
+    return {ToolOutcome::Kind::blocked, "", std::move(*pending)};
+  return {ToolOutcome::Kind::resume, tool_result_text(std::get<Result<std::string>>(started))};
+}
+
+std::string tool_result_text(const Result<std::string>& result) {
+  return result.ok() ? *result : error_text(result.error().message());
 }
 
 std::string tool_instructions(const std::vector<std::string>& tools) {

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   if (!probe.ok()) {
     // Audited and with workspaces where icamd's would be, so `icamctl audit` sees them too.
     kernel::KernelOptions k = kernel::kernel_options(*config);
+    k.human_answers = true;  // the shell's /approve and /deny answer human.ask
     k.model_path = args->get("model").value_or(k.model_path);
     auto threads = args->get_int("threads", config->threads, 0, 1024);
     if (!threads.ok()) return fail(2, threads.error().message());

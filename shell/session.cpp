@@ -54,6 +54,8 @@ std::string Session::help() {
          "  /spawn TASK         start a background agent process with TASK\n"
          "  /run JOB.json       start a background process from a job file\n"
          "  /kill PID           cancel a process\n"
+         "  /approve PID [TEXT] answer a process's question (human.ask, shown by /ps): yes\n"
+         "  /deny PID [TEXT]    answer a process's question: no, with TEXT as the reason\n"
          "  /info PID           a process's record\n"
          "  /caps PID           a process's capabilities and where each came from\n"
          "  /logs PID           a process's output so far\n"
@@ -232,6 +234,18 @@ void Session::command(const std::string& name, const std::string& rest) {
       }
       std::cout << ctl::summary_line((*r)["process"]) << "\n";
     }
+  } else if (name == "approve" || name == "deny") {
+    // "/approve PID [ANSWER...]": the pid, then the rest of the line as the answer or reason.
+    const size_t gap = rest.find(' ');
+    auto pid = parse_pid(rest.substr(0, gap));
+    if (!pid.ok())
+      return print_error(make_error(Errc::invalid_argument, "usage: /", name, " PID [TEXT]"));
+    json params = {{"pid", *pid}};
+    if (gap != std::string::npos && !trim(rest.substr(gap)).empty())
+      params[name == "approve" ? "answer" : "reason"] = trim(rest.substr(gap));
+    auto r = d.call(name == "approve" ? "proc.approve" : "proc.deny", params);
+    if (!r.ok()) return print_error(r.error());
+    std::cout << (name == "approve" ? "approved " : "denied ") << *pid << "\n";
   } else if (name == "stats") {
     auto s = d.call("kernel.stats");
     if (!s.ok()) return print_error(s.error());

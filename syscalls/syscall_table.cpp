@@ -12,6 +12,9 @@ using std::chrono::milliseconds;
 // driver's 1 MiB line.
 constexpr int kMaxPathBytes = 4096;
 constexpr int kMaxContentBytes = 512 * 1024;
+// A message between processes; how long a process may wait for one (or for a child).
+constexpr int kMaxMessageBytes = 16 * 1024;
+constexpr int kMaxWaitMs = 600 * 1000;
 
 json object_schema(json properties, json required) {
   return json{{"type", "object"},
@@ -27,6 +30,17 @@ json string_schema(int max_length, std::string description) {
 
 json path_schema() {
   return string_schema(kMaxPathBytes, "path relative to the workspace");
+}
+
+json pid_schema(std::string description) {
+  return json{{"type", "integer"}, {"minimum", 1}, {"description", std::move(description)}};
+}
+
+json wait_schema(std::string description) {
+  return json{{"type", "integer"},
+              {"minimum", 0},
+              {"maximum", kMaxWaitMs},
+              {"description", std::move(description)}};
 }
 
 std::vector<SyscallSpec> build_table() {
@@ -152,6 +166,95 @@ std::vector<SyscallSpec> build_table() {
                .timeout = milliseconds(5000),
                .server = Server::kv_driver,
                .driver_tool = "set"});
+  // Processes talking to each other and to people. Served in the kernel; each blocks its caller
+  // (the engine steps the other processes meanwhile) until its event happens.
+  t.push_back({.name = "msg.send",
+               .summary = "Send a message to another process's mailbox (its pid).",
+               .arguments = object_schema(
+                   {{"to", pid_schema("the receiving process")},
+                    {"body", string_schema(kMaxMessageBytes, "the message")}},
+                   {"to", "body"}),
+               .result = "{\"to\", \"queued\"}: the receiver and how many messages wait in its "
+                         "mailbox; a full mailbox (32 messages or 64 KiB) is an error",
+               .capability = CapKind::msg,
+               .target = TargetRule::recipient,
+               .target_argument = "/to",
+               .side_effect = SideEffectClass::irreversible,
+               .idempotent = false,
+               .timeout = milliseconds(1000),
+               .server = Server::kernel});
+  t.push_back({.name = "msg.recv",
+               .summary = "Take the oldest message from your mailbox, waiting for one if need be.",
+               .arguments = object_schema({{"timeout_ms", wait_schema("default 600000")}},
+                                          json::array()),
+               .result = "{\"from\", \"body\"}; no message within the timeout is an error",
+               .capability = std::nullopt,
+               .target = TargetRule::none,
+               .side_effect = SideEffectClass::write,
+               .idempotent = false,
+               .timeout = milliseconds(kMaxWaitMs),
+               .server = Server::kernel});
+  t.push_back({.name = "human.ask",
+               .summary = "Ask the person who owns this process a question and wait for the answer.",
+               .arguments =
+                   object_schema({{"question", string_schema(2000, "what to ask")}}, {"question"}),
+               .result = "{\"answer\", \"approved\"}: the person's answer (or reason, when "
+                         "denied) and whether they approved",
+               .capability = CapKind::tool,
+               .target = TargetRule::constant,
+               .target_default = "human.ask",
+               .side_effect = SideEffectClass::read,
+               .idempotent = false,
+               .timeout = milliseconds(3600 * 1000),
+               .server = Server::kernel});
+  t.push_back({.name = "proc.spawn",
+               .summary = "Start a child agent process with at most your own tools and "
+                          "capabilities.",
+               .arguments = object_schema(
+                   {{"name", string_schema(128, "a label for the child")},
+                    {"task", string_schema(64 * 1024, "the child's task (its user message)")},
+                    {"system", string_schema(64 * 1024, "the child's system message")},
+                    {"tools",
+                     {{"type", "array"},
+                      {"items", string_schema(64, "a tool you have")},
+                      {"maxItems", 64},
+                      {"description", "default none (proc.exit only)"}}},
+                    {"capabilities",
+                     {{"type", "array"},
+                      {"items", string_schema(1024, "a capability within yours")},
+                      {"maxItems", 64},
+                      {"description", "default none"}}}},
+                   {"name", "task"}),
+               .result = "{\"pid\"}: the child's process id",
+               .capability = CapKind::spawn,
+               .target = TargetRule::children,
+               .side_effect = SideEffectClass::irreversible,
+               .idempotent = false,
+               .timeout = milliseconds(1000),
+               .server = Server::kernel});
+  t.push_back({.name = "proc.wait",
+               .summary = "Wait until a child process exits and get its answer.",
+               .arguments = object_schema({{"pid", pid_schema("the child")},
+                                           {"timeout_ms", wait_schema("default 600000")}},
+                                          {"pid"}),
+               .result = "{\"pid\", \"reason\", \"answer\", \"error\"?}: how the child ended "
+                         "(reason as in `icamctl ps`); not exited within the timeout is an error",
+               .capability = std::nullopt,
+               .target = TargetRule::none,
+               .side_effect = SideEffectClass::read,
+               .idempotent = false,
+               .timeout = milliseconds(kMaxWaitMs),
+               .server = Server::kernel});
+  t.push_back({.name = "proc.kill",
+               .summary = "Stop one of your descendant processes (its own children stop with it).",
+               .arguments = object_schema({{"pid", pid_schema("the descendant")}}, {"pid"}),
+               .result = "{\"pid\", \"killed\": true}",
+               .capability = std::nullopt,
+               .target = TargetRule::none,
+               .side_effect = SideEffectClass::irreversible,
+               .idempotent = true,
+               .timeout = milliseconds(1000),
+               .server = Server::kernel});
   t.push_back({.name = "clock.now",
                .summary = "The current time.",
                .arguments = object_schema(json::object(), json::array()),
@@ -174,6 +277,47 @@ std::vector<SyscallSpec> build_table() {
                .idempotent = true,
                .timeout = milliseconds(100),
                .server = Server::kernel});
+  // Archival memory (memory/archive_store.h): the process's own namespace, "<owner uid>/<job
+  // name>", so nothing in the arguments names it and the capability is the tool itself. The
+  // bounds are the archive's (ArchiveLimits).
+  t.push_back({.name = "mem.store",
+               .summary = "Keep a note in your long-term memory, to find again with mem.recall.",
+               .arguments = object_schema(
+                   {{"text", string_schema(8 * 1024, "what to remember")},
+                    {"tags",
+                     {{"type", "array"},
+                      {"items", string_schema(64, "one word to find it by (no spaces)")},
+                      {"maxItems", 16},
+                      {"description", "default none"}}}},
+                   {"text"}),
+               .result = "{\"id\"}: the note's id",
+               .capability = CapKind::tool,
+               .target = TargetRule::constant,
+               .target_default = "mem.store",
+               .side_effect = SideEffectClass::write,
+               .idempotent = false,
+               .timeout = milliseconds(2000),
+               .server = Server::kernel});
+  t.push_back({.name = "mem.recall",
+               .summary = "Search your long-term memory for notes holding any of the query's "
+                          "words, best first.",
+               .arguments = object_schema(
+                   {{"query", string_schema(1024, "words to look for")},
+                    {"limit",
+                     {{"type", "integer"},
+                      {"minimum", 1},
+                      {"maximum", 20},
+                      {"description", "default 5"}}}},
+                   {"query"}),
+               .result = "{\"hits\": [{\"id\", \"text\", \"score\", \"tags\"?}]}: best first "
+                         "(score: higher is better); none found is an empty list",
+               .capability = CapKind::tool,
+               .target = TargetRule::constant,
+               .target_default = "mem.recall",
+               .side_effect = SideEffectClass::read,
+               .idempotent = true,
+               .timeout = milliseconds(2000),
+               .server = Server::kernel});
   return t;
 }
 
@@ -193,6 +337,12 @@ std::string target_cell(const SyscallSpec& s) {
       return str_cat("`", s.target_argument, "`, canonical");
     case TargetRule::name:
       return str_cat("`", s.target_argument, "`");
+    case TargetRule::constant:
+      return str_cat("`", s.target_default, "`");
+    case TargetRule::children:
+      return "live children after the call";
+    case TargetRule::recipient:
+      return str_cat("`", s.target_argument, "` as `parent`, `children` or `pid/N`");
   }
   return "-";
 }
@@ -251,6 +401,10 @@ Status validate_syscall_arguments(const SyscallSpec& spec, const json& arguments
 Result<std::string> raw_capability_target(const SyscallSpec& spec, const json& arguments) {
   if (spec.target == TargetRule::none)
     return make_error(Errc::invalid_argument, spec.name, ": needs no capability");
+  if (spec.target == TargetRule::constant) return spec.target_default;
+  if (spec.target == TargetRule::children || spec.target == TargetRule::recipient)
+    return make_error(Errc::invalid_argument, spec.name,
+                      ": the kernel derives this target from the caller");
   const json::json_pointer pointer(spec.target_argument);
   if (!arguments.contains(pointer)) {
     if (!spec.target_default.empty()) return spec.target_default;

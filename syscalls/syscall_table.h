@@ -34,7 +34,7 @@ std::string_view side_effect_class_name(SideEffectClass effect);
 
 // Who serves a call.
 enum class Server {
-  kernel,       // in the kernel (clock.now; proc.exit in the agent loop)
+  kernel,       // in the kernel (clock.now, proc.*, msg.*, human.ask; proc.exit in the agent loop)
   fs_driver,    // icam-driver-fs
   exec_driver,  // icam-driver-exec
   kv_driver,    // icam-driver-kv
@@ -47,6 +47,10 @@ enum class TargetRule {
   workspace_path,  // a path relative to the process's workspace, canonicalised before matching
   program_path,    // an absolute program path, canonicalised (exec)
   name,            // the argument as written (a kv namespace)
+  constant,        // always target_default (tool:human.ask)
+  children,        // spawn: how many live children the process would have after the call
+  recipient,       // msg: who the argument names as seen from the caller: "parent", "children"
+                   // (a direct child) or "pid/N" (any other process)
 };
 
 struct SyscallSpec {
@@ -78,8 +82,9 @@ std::string syscall_names();
 Status validate_syscall_arguments(const SyscallSpec& spec, const nlohmann::json& arguments);
 
 // The raw capability target named by validated `arguments` (the argument at target_argument, or
-// target_default): a workspace-relative path, a program path or a name, not yet resolved.
-// invalid_argument when the entry needs no capability or the argument is not a string.
+// target_default): a workspace-relative path, a program path or a name, not yet resolved; for
+// TargetRule::constant, target_default. invalid_argument when the entry needs no capability, its
+// target is computed by the kernel (children, recipient), or the argument is not a string.
 Result<std::string> raw_capability_target(const SyscallSpec& spec, const nlohmann::json& arguments);
 
 // The reference section of docs/syscalls.md, generated from the table (a test keeps the file in

@@ -37,9 +37,12 @@
 
 #include "common/result.h"
 #include "kernel/audit/audit_record.h"
-#include "kernel/audit/sqlite_db.h"
+#include "common/sqlite_db.h"
 
 namespace icam::kernel::audit {
+
+using sqlite::Database;
+using sqlite::Statement;
 
 inline constexpr int kAuditSchemaVersion = 1;
 

@@ -23,6 +23,9 @@ int cmd_run(const Config& config, const std::vector<std::string>& args);
 // Reads the syscall audit log: tail, query, export, verify (docs/icamctl.md).
 int cmd_audit(const Config& config, const std::vector<std::string>& args);
 
+// Reads context memory's SQLite tier: the archive and the process journal (docs/icamctl.md).
+int cmd_mem(const Config& config, const std::vector<std::string>& args);
+
 // Prints "icamctl: <message>" to stderr and returns `status`.
 int fail(int status, const std::string& message);
 

@@ -176,6 +176,15 @@ std::string process_table(const std::vector<json>& records) {
                   a.value("syscalls", 0ll), seconds_text(a.value("wall_seconds", 0.0)).c_str(),
                   exit.c_str());
     out += buf;
+    // What a blocked process waits on (a question for its owner shows here), on one line.
+    if (p.contains("blocked_on") && p["blocked_on"].is_string()) {
+      std::string on = p["blocked_on"].get<std::string>();
+      for (char& ch : on)
+        if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+      if (on.size() > 100) on = on.substr(0, 99) + "~";
+      out.pop_back();
+      out += "  on " + on + "\n";
+    }
   }
   return out;
 }
@@ -257,6 +266,33 @@ int cmd_kill(const Config& config, const std::vector<std::string>& argv) {
     std::cout << "killed " << pid << "\n";
   }
   return status;
+}
+
+int cmd_answer(const Config& config, const std::vector<std::string>& argv, bool approve) {
+  const char* key = approve ? "answer" : "reason";
+  const std::vector<OptionSpec> specs = {
+      {key, "", true, false, approve ? "the answer (default: yes)" : "why (default: no)"},
+      socket_spec(), help_spec()};
+  const char* usage = approve ? "icamctl approve PID [--answer TEXT]"
+                              : "icamctl deny PID [--reason TEXT]";
+  auto [args, done] = parse_or_help(
+      argv, specs, usage,
+      approve ? "Answers the question a process asked with human.ask, approving it; the process\n"
+                "resumes with {answer, approved: true}. `icamctl ps` shows pending questions."
+              : "Refuses what a process asked with human.ask; the process resumes with\n"
+                "{answer: REASON, approved: false}.");
+  if (done) return *done;
+  if (args.positional().size() != 1) return fail(kExitUsage, std::string("usage: ") + usage);
+  auto pid = parse_pid(args.positional()[0]);
+  if (!pid.ok()) return fail(kExitUsage, pid.error().message());
+  auto c = connect_daemon(config, args.get("socket").value_or(""));
+  if (!c.ok()) return fail_with(c.error());
+  json params = {{"pid", *pid}};
+  if (auto text = args.get(key)) params[key] = *text;
+  auto result = c->call(approve ? "proc.approve" : "proc.deny", params);
+  if (!result.ok()) return fail_with(result.error());
+  std::cout << (approve ? "approved " : "denied ") << *pid << "\n";
+  return kExitOk;
 }
 
 int cmd_wait(const Config& config, const std::vector<std::string>& argv) {

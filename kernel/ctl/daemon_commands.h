@@ -30,11 +30,14 @@ int exit_status_for(const nlohmann::json& record);
 // One line for stderr: "pid 3 (name): exit completed | prompt ... | 1.2 s".
 std::string summary_line(const nlohmann::json& record);
 
-// A table of process records (PID, PPID, NAME, STATE, PRIO, PROMPT, GEN, SYSC, TIME, EXIT).
+// A table of process records (PID, PPID, NAME, STATE, PRIO, PROMPT, GEN, SYSC, TIME, EXIT, and
+// for a blocked process what it waits on).
 std::string process_table(const std::vector<nlohmann::json>& records);
 
 int cmd_ps(const Config& config, const std::vector<std::string>& args);
 int cmd_kill(const Config& config, const std::vector<std::string>& args);
+// approve PID [--answer TEXT] / deny PID [--reason TEXT]: answer a process's human.ask.
+int cmd_answer(const Config& config, const std::vector<std::string>& args, bool approve);
 int cmd_wait(const Config& config, const std::vector<std::string>& args);
 int cmd_logs(const Config& config, const std::vector<std::string>& args);
 int cmd_top(const Config& config, const std::vector<std::string>& args);

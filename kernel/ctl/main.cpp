@@ -18,6 +18,8 @@ constexpr const char* kUsage =
     "  run JOB.json | --task TEXT    run an agent job (icamctl run --help; docs/jobs.md)\n"
     "  ps [--all] [--json]           list processes (needs icamd, as do the commands below)\n"
     "  kill PID...                   cancel processes\n"
+    "  approve PID [--answer TEXT]   answer a process's question (human.ask): yes\n"
+    "  deny PID [--reason TEXT]      answer a process's question (human.ask): no\n"
     "  caps PID [--json]             a process's capabilities and where each came from\n"
     "  wait PID [--timeout S]        wait for a process to exit; its exit status\n"
     "  logs PID [-f]                 print (and follow) a process's output\n"
@@ -25,6 +27,7 @@ constexpr const char* kUsage =
     "  stats [--json]                the daemon's counters\n"
     "  daemon info|stop              what the daemon serves; drain and stop it\n"
     "  audit tail|query|export|verify  the syscall audit log (icamctl audit --help)\n"
+    "  mem [archive|recall|journal]  archival memory and the process journal (icamctl mem --help)\n"
     "  config [--markdown]           show the effective configuration and where it came from\n"
     "  devices                       list CUDA devices\n"
     "\n"
@@ -54,9 +57,12 @@ int main(int argc, char** argv) {
   if (command == "run") return icam::ctl::cmd_run(*config, rest);
   if (command == "config") return icam::ctl::cmd_config(*config, rest);
   if (command == "audit") return icam::ctl::cmd_audit(*config, rest);
+  if (command == "mem") return icam::ctl::cmd_mem(*config, rest);
   if (command == "devices") return icam::ctl::cmd_devices(*config, rest);
   if (command == "ps") return icam::ctl::cmd_ps(*config, rest);
   if (command == "kill") return icam::ctl::cmd_kill(*config, rest);
+  if (command == "approve") return icam::ctl::cmd_answer(*config, rest, true);
+  if (command == "deny") return icam::ctl::cmd_answer(*config, rest, false);
   if (command == "caps") return icam::ctl::cmd_caps(*config, rest);
   if (command == "wait") return icam::ctl::cmd_wait(*config, rest);
   if (command == "logs") return icam::ctl::cmd_logs(*config, rest);

@@ -18,11 +18,21 @@ const std::vector<MethodDoc>& methods() {
        "peer credentials). Errors: an invalid job (-32602, naming the JSON path), a model other "
        "than the daemon's, too many processes (-32003), a draining daemon (-32005)."},
       {"proc.list", "all? (bool: every user's processes; root only)", "`{processes: [process]}`",
-       "The caller's processes, live and recently exited, in pid order. Root sees everyone's."},
+       "The caller's processes, live and recently exited, in pid order. Root sees everyone's. A "
+       "process blocked on a syscall has `state` \"blocked\" and says on what in `blocked_on` "
+       "(e.g. `human.ask: QUESTION`, `proc.wait 4`, `exec.run`)."},
       {"proc.get", "pid", "`{process}`",
        "One process record (the format of `icamctl run --json`)."},
       {"proc.kill", "pid", "`{process}`",
        "Cancels a live process: it exits with reason `cancelled`, its KV pages are freed."},
+      {"proc.approve", "pid, answer? (string, default \"yes\")", "`{pid, approved: true}`",
+       "Answers the question a process asked with `human.ask` (it is blocked until then; "
+       "`blocked_on` in its record holds the question): the syscall returns `{answer, approved: "
+       "true}` and its turn resumes. Only the process's owner or root may answer. Error -32001 "
+       "(not found) when the process waits on no question."},
+      {"proc.deny", "pid, reason? (string, default \"no\")", "`{pid, approved: false}`",
+       "Refuses what a process asked with `human.ask`: the syscall returns `{answer: reason, "
+       "approved: false}`. As `proc.approve` otherwise."},
       {"proc.caps", "pid", "`{pid, capabilities: [{token, capability, origin, state, uses_left}]}`",
        "The capabilities the process holds and where each came from (its job, or the parent it "
        "was derived from); `state` is active, revoked, expired or exhausted. After the process "

@@ -30,11 +30,17 @@ EngineThread::EngineThread(std::unique_ptr<kernel::Kernel> kernel, ReportSink si
     exited_.push_back(p.pid);
   };
   kernel_->set_callbacks(std::move(callbacks));
+  // A blocking syscall that completes (on a driver's worker thread, say) wakes the engine from its
+  // idle wait with a no-op command; the next step delivers the completion.
+  kernel_->set_wakeup([this] { post([](kernel::Kernel&) {}); });
   thread_ = std::thread([this] { run(); });
 }
 
 EngineThread::~EngineThread() {
   stop();
+  // The kernel goes first, while the queue its wake-up posts to still exists: destroying it joins
+  // the syscall layer's worker threads, which may still report a (dropped) completion.
+  kernel_.reset();
 }
 
 void EngineThread::post(Command command) {

@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
   options.audit_path = args->get("audit-db").value_or(options.audit_path);
   options.workspace_root = args->get("workspace-root").value_or(options.workspace_root);
   options.driver_dir = args->get("driver-dir").value_or("");
+  // People answer human.ask here, with `icamctl approve` and `icamctl deny`.
+  options.human_answers = true;
   const std::string backend = args->get("backend").value_or(config->backend);
   if (backend != "cpu" && backend != "cuda" && backend != "auto")
     return fail(kExitUsage, "--backend must be cpu, cuda or auto, not '" + backend + "'");

@@ -455,6 +455,38 @@ Result<json> Server::Impl::dispatch(const std::shared_ptr<Session>& session, con
     });
     return json(nullptr);
   }
+  if (method == "proc.approve" || method == "proc.deny") {
+    const bool approve = method == "proc.approve";
+    const char* text_key = approve ? "answer" : "reason";
+    ICAM_TRY(check_params(params, {"pid", text_key}));
+    const kernel::Pid pid = ICAM_TRY(pid_param(params));
+    std::string text = approve ? "yes" : "no";
+    if (params.contains(text_key)) {
+      if (!params[text_key].is_string() || params[text_key].get<std::string>().size() > 64 * 1024)
+        return make_error(Errc::invalid_argument, "params.", text_key,
+                          ": expected a string of at most 64 KiB");
+      text = params[text_key].get<std::string>();
+    }
+    // The directory shows a process only to its owner and root: nobody else can answer for it.
+    ProcessEntry* e = directory.find(pid, uid);
+    if (!e) return no_process(pid);
+    if (e->exited)
+      return make_error(Errc::invalid_argument, "process ", pid, " has already exited");
+    answered_later = true;
+    engine->post([this, pid, approve, text = std::move(text), reply_later](kernel::Kernel& k) {
+      Status st = k.answer_human(pid, approve, text);
+      engine->after_publish([this, st, pid, approve, reply_later] {
+        asio::post(io, [st, pid, approve, reply_later] {
+          if (!st.ok()) {
+            reply_later(st.error());
+          } else {
+            reply_later(json{{"pid", pid}, {"approved", approve}});
+          }
+        });
+      });
+    });
+    return json(nullptr);
+  }
   if (method == "proc.caps") {
     ICAM_TRY(check_params(params, {"pid"}));
     const kernel::Pid pid = ICAM_TRY(pid_param(params));

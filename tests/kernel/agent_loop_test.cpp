@@ -222,9 +222,18 @@ struct ScriptedRig {
     r.loop->attach(*r.scheduler);
     return r;
   }
+  // Steps until every process has exited or is idle; while all live ones are blocked on a
+  // syscall (a driver call on its worker thread), waits for the completions, as the kernel does.
   Status run() {
-    while (scheduler->has_work()) ICAM_TRY(scheduler->step());
-    return ok_status();
+    while (true) {
+      loop->deliver_completions();
+      if (scheduler->has_work()) {
+        ICAM_TRY(scheduler->step());
+        continue;
+      }
+      if (loop->blocked_processes() == 0) return ok_status();
+      loop->completions().wait_for(std::chrono::milliseconds(100));
+    }
   }
 };
 

@@ -281,5 +281,117 @@ TEST_F(DispatcherTest, BadCapabilitiesRefuseTheSpawn) {
   EXPECT_TRUE(fs::is_empty(root_ / "workspaces"));
 }
 
+
+// The kernel-served calls that may block, through start() as the agent loop calls them, with the
+// loop's real completion queue (no process table: they need none).
+TEST_F(DispatcherTest, MessagesGoThroughBoundedMailboxes) {
+  auto queue = std::make_shared<CompletionQueue>();
+  dispatcher_->attach(queue, nullptr);
+  JobSpec sender_job = job({"msg:pid/2"});
+  sender_job.tools = {"msg.send", "msg.recv"};
+  Process& sender = spawn(sender_job);
+  JobSpec receiver_job = job({});
+  receiver_job.tools = {"msg.send", "msg.recv"};
+  Process& receiver = spawn(receiver_job);
+  ASSERT_EQ(receiver.pid, 2u);
+  auto result = [](CallStart started) {
+    EXPECT_TRUE(std::holds_alternative<Result<std::string>>(started));
+    return std::holds_alternative<Result<std::string>>(started)
+               ? std::get<Result<std::string>>(std::move(started))
+               : Result<std::string>(make_error(Errc::internal, "pending"));
+  };
+
+  // The receiver has no msg capability: it may receive, not send.
+  auto refused = result(dispatcher_->start(receiver, "msg.send", {{"to", 1}, {"body", "x"}}));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), Errc::permission_denied);
+  EXPECT_THAT(refused.error().message(), HasSubstr("msg pid/1"));
+
+  // A round trip through the mailbox: queued, then taken at once.
+  auto sent = result(dispatcher_->start(sender, "msg.send", {{"to", 2}, {"body", "first"}}));
+  ASSERT_TRUE(sent.ok()) << sent.error().message();
+  EXPECT_EQ(json::parse(*sent), (json{{"to", 2}, {"queued", 1}}));
+  auto got = result(dispatcher_->start(receiver, "msg.recv", json::object()));
+  ASSERT_TRUE(got.ok()) << got.error().message();
+  EXPECT_EQ(json::parse(*got), (json{{"from", 1}, {"body", "first"}}));
+
+  // An empty mailbox blocks the receiver; the next message completes its call.
+  CallStart waiting = dispatcher_->start(receiver, "msg.recv", {{"timeout_ms", 60000}});
+  ASSERT_TRUE(std::holds_alternative<PendingCall>(waiting));
+  EXPECT_EQ(std::get<PendingCall>(waiting).waiting_on, "msg.recv");
+  EXPECT_TRUE(queue->empty());
+  ASSERT_TRUE(result(dispatcher_->start(sender, "msg.send", {{"to", 2}, {"body", "second"}})).ok());
+  std::vector<Completion> done = queue->drain();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].pid, 2u);
+  EXPECT_EQ(done[0].ticket, std::get<PendingCall>(waiting).ticket);
+  ASSERT_TRUE(done[0].result.ok());
+  EXPECT_EQ(json::parse(*done[0].result), (json{{"from", 1}, {"body", "second"}}));
+
+  // Full: at most kMailboxMessages waiting messages, then a clear error.
+  for (size_t i = 0; i < kMailboxMessages; ++i)
+    ASSERT_TRUE(result(dispatcher_->start(sender, "msg.send", {{"to", 2}, {"body", "m"}})).ok());
+  auto full = result(dispatcher_->start(sender, "msg.send", {{"to", 2}, {"body", "m"}}));
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code(), Errc::resource_exhausted);
+  EXPECT_THAT(full.error().message(), HasSubstr("mailbox of process 2 is full"));
+  // A process that is not there (or another user's) cannot be sent to.
+  JobSpec any = job({"msg:*"});
+  any.tools = {"msg.send"};
+  Process& broadcaster = spawn(any);
+  auto nobody = result(dispatcher_->start(broadcaster, "msg.send", {{"to", 99}, {"body", "x"}}));
+  EXPECT_EQ(nobody.error().code(), Errc::not_found);
+  // Every call was audited, the blocked one with its completion when it completed.
+  EXPECT_EQ(records({.syscall = "msg.recv"}).size(), 4u);
+}
+
+TEST_F(DispatcherTest, HumanAskFailsAtOnceWhenNobodyCanAnswer) {
+  dispatcher_->attach(std::make_shared<CompletionQueue>(), nullptr);
+  JobSpec j = job({"tool:human.ask"});
+  j.tools = {"human.ask"};
+  Process& p = spawn(j);
+  CallStart started = dispatcher_->start(p, "human.ask", {{"question", "ok?"}});
+  ASSERT_TRUE(std::holds_alternative<Result<std::string>>(started));
+  const auto& r = std::get<Result<std::string>>(started);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Errc::unavailable);
+  EXPECT_THAT(r.error().message(), HasSubstr("icamctl approve"));
+  // Without tool:human.ask it is denied, as any call without its capability.
+  Process& q = spawn(job({}));
+  CallStart denied_call = dispatcher_->start(q, "human.ask", {{"question", "ok?"}});
+  EXPECT_EQ(std::get<Result<std::string>>(denied_call).error().code(), Errc::permission_denied);
+  // call() never blocks: the waiting syscalls are refused there.
+  EXPECT_EQ(call(p, "proc.wait", {{"pid", 1}}).error().code(), Errc::unsupported);
+}
+
+
+TEST_F(DispatcherTest, WaitingCallsTimeOutOnTheKernelsTick) {
+  auto queue = std::make_shared<CompletionQueue>();
+  dispatcher_->attach(queue, nullptr);
+  JobSpec j = job({});
+  j.tools = {"msg.recv", "proc.wait"};
+  Process& p = spawn(j);
+  const auto now = std::chrono::steady_clock::now();
+  CallStart waiting = dispatcher_->start(p, "msg.recv", {{"timeout_ms", 600000}});
+  ASSERT_TRUE(std::holds_alternative<PendingCall>(waiting));
+  dispatcher_->tick(now);  // not due yet
+  EXPECT_TRUE(queue->empty());
+  dispatcher_->tick(now + std::chrono::seconds(601));
+  std::vector<Completion> done = queue->drain();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].ticket, std::get<PendingCall>(waiting).ticket);
+  ASSERT_FALSE(done[0].result.ok());
+  EXPECT_EQ(done[0].result.error().code(), Errc::timed_out);
+  EXPECT_EQ(done[0].result.error().message(), "msg.recv: no message before the timeout");
+  // Only one's own children can be waited for.
+  CallStart stranger = dispatcher_->start(p, "proc.wait", {{"pid", 7}});
+  ASSERT_TRUE(std::holds_alternative<Result<std::string>>(stranger));
+  EXPECT_EQ(std::get<Result<std::string>>(stranger).error().code(), Errc::not_found);
+  // The timed-out call's completion is on record.
+  const auto recs = records({.syscall = "msg.recv"});
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[1].status, audit::CompletionStatus::error);
+}
+
 }  // namespace
 }  // namespace icam::kernel

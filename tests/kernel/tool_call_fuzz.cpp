@@ -74,6 +74,9 @@ void fuzz_tool_call(std::span<const uint8_t> bytes) {
     case ToolOutcome::Kind::budget:
       require(false, "the budget is not exhausted");
       break;
+    case ToolOutcome::Kind::blocked:
+      require(false, "the checking handler answers every call at once");
+      break;
   }
 }
 

@@ -148,6 +148,13 @@ TEST(Icamsh, TalksEditsInterruptsAndManagesProcesses) {
   t.type("\x1b[A\r");  // Up: "/kill 3" again
   ASSERT_TRUE(t.prompt()) << t.pending();
   EXPECT_NE(t.seen().find("already exited"), std::string::npos) << t.seen();
+  // Answering a question (human.ask) goes to the daemon, which knows nobody asked.
+  t.type("/approve 3 fine\r");
+  ASSERT_TRUE(t.prompt()) << t.pending();
+  EXPECT_NE(t.seen().find("already exited"), std::string::npos) << t.seen();
+  t.type("/deny\r");
+  ASSERT_TRUE(t.prompt()) << t.pending();
+  EXPECT_NE(t.seen().find("usage: /deny PID [TEXT]"), std::string::npos) << t.seen();
   t.type("/nonsense\r");
   ASSERT_TRUE(t.prompt()) << t.pending();
   EXPECT_NE(t.seen().find("unknown command"), std::string::npos) << t.seen();

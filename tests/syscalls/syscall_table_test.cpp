@@ -23,15 +23,17 @@ std::string error_of(const json& schema, const json& value) {
 }
 
 TEST(SyscallTable, HoldsEverySyscallOnceWithAConsistentEntry) {
-  const std::vector<std::string> expected = {"fs.read",   "fs.write", "fs.list", "fs.stat",
-                                             "fs.remove", "exec.run", "kv.get",  "kv.put",
-                                             "clock.now", "proc.exit"};
+  const std::vector<std::string> expected = {
+      "fs.read",   "fs.write",  "fs.list",    "fs.stat",   "fs.remove", "exec.run",
+      "kv.get",    "kv.put",    "msg.send",   "msg.recv",  "human.ask", "proc.spawn",
+      "proc.wait", "proc.kill", "clock.now",  "proc.exit", "mem.store", "mem.recall"};
   std::vector<std::string> names;
   for (const auto& s : syscall_table()) names.push_back(s.name);
   EXPECT_EQ(names, expected);
   EXPECT_EQ(syscall_names(),
             "fs.read, fs.write, fs.list, fs.stat, fs.remove, exec.run, kv.get, kv.put, "
-            "clock.now, proc.exit");
+            "msg.send, msg.recv, human.ask, proc.spawn, proc.wait, proc.kill, clock.now, "
+            "proc.exit, mem.store, mem.recall");
   for (const auto& s : syscall_table()) {
     SCOPED_TRACE(s.name);
     EXPECT_EQ(find_syscall(s.name), &s);
@@ -44,7 +46,8 @@ TEST(SyscallTable, HoldsEverySyscallOnceWithAConsistentEntry) {
     EXPECT_EQ(validate_syscall_arguments(s, json::object()).ok(), s.arguments["required"].empty());
     // A capability goes with a target rule and an argument the schema declares.
     EXPECT_EQ(s.capability.has_value(), s.target != TargetRule::none);
-    if (s.capability) {
+    // (constant and computed targets name no argument, or name one only to describe it)
+    if (s.capability && !s.target_argument.empty()) {
       const std::string first = s.target_argument.substr(1, s.target_argument.find('/', 1) - 1);
       EXPECT_TRUE(s.arguments["properties"].contains(first)) << s.target_argument;
     }
@@ -65,6 +68,22 @@ TEST(SyscallTable, StatesCapabilitiesAndSideEffects) {
   EXPECT_EQ(find_syscall("kv.put")->capability, CapKind::kv);
   EXPECT_FALSE(find_syscall("clock.now")->capability.has_value());
   EXPECT_FALSE(find_syscall("proc.exit")->capability.has_value());
+  EXPECT_EQ(find_syscall("proc.spawn")->capability, CapKind::spawn);
+  EXPECT_EQ(find_syscall("msg.send")->capability, CapKind::msg);
+  EXPECT_EQ(find_syscall("human.ask")->capability, CapKind::tool);
+  // Waiting on one's own children and mailbox needs no capability: what can arrive there was
+  // checked when it was sent or spawned.
+  EXPECT_FALSE(find_syscall("proc.wait")->capability.has_value());
+  EXPECT_FALSE(find_syscall("msg.recv")->capability.has_value());
+  // Archival memory is the process's own namespace: the capability is the tool itself.
+  EXPECT_EQ(find_syscall("mem.store")->capability, CapKind::tool);
+  EXPECT_EQ(find_syscall("mem.recall")->capability, CapKind::tool);
+  EXPECT_EQ(*raw_capability_target(*find_syscall("mem.store"), {{"text", "x"}}), "mem.store");
+  EXPECT_EQ(*raw_capability_target(*find_syscall("mem.recall"), {{"query", "x"}}), "mem.recall");
+  EXPECT_FALSE(find_syscall("mem.store")->idempotent);
+  EXPECT_EQ(find_syscall("mem.recall")->side_effect, SideEffectClass::read);
+  EXPECT_EQ(find_syscall("proc.spawn")->side_effect, SideEffectClass::irreversible);
+  EXPECT_FALSE(find_syscall("msg.send")->idempotent);
 
   EXPECT_EQ(find_syscall("fs.read")->side_effect, SideEffectClass::read);
   EXPECT_EQ(find_syscall("fs.write")->side_effect, SideEffectClass::write);
@@ -85,6 +104,11 @@ TEST(SyscallTable, DerivesTheRawCapabilityTarget) {
   const SyscallSpec& get = *find_syscall("kv.get");
   EXPECT_EQ(*raw_capability_target(get, {{"namespace", "notes"}, {"key", "k"}}), "notes");
   EXPECT_FALSE(raw_capability_target(*find_syscall("clock.now"), json::object()).ok());
+  // A constant target whatever the arguments; computed ones are the kernel's to derive.
+  EXPECT_EQ(*raw_capability_target(*find_syscall("human.ask"), {{"question", "ok?"}}),
+            "human.ask");
+  EXPECT_FALSE(raw_capability_target(*find_syscall("proc.spawn"), {{"name", "c"}}).ok());
+  EXPECT_FALSE(raw_capability_target(*find_syscall("msg.send"), {{"to", 2}}).ok());
 }
 
 TEST(ArgSchema, AcceptsWhatTheSchemaAllows) {

@@ -1,5 +1,6 @@
-// A thin RAII layer over the sqlite3 C API for the audit log: a connection, prepared statements,
-// and errors turned into icam Errors with SQLite's own message and a code callers can branch on.
+// A thin RAII layer over the sqlite3 C API, shared by the SQLite files icam keeps (the audit log,
+// the process journal, archival memory): a connection, prepared statements, and errors turned
+// into icam Errors with SQLite's own message and a code callers can branch on.
 #pragma once
 
 #include <sqlite3.h>
@@ -11,7 +12,7 @@
 
 #include "common/result.h"
 
-namespace icam::kernel::audit {
+namespace icam::sqlite {
 
 // SQLITE_BUSY and SQLITE_LOCKED -> unavailable, SQLITE_FULL -> resource_exhausted,
 // SQLITE_CORRUPT and SQLITE_NOTADB -> corrupt, SQLITE_READONLY and SQLITE_PERM -> permission_denied,
@@ -71,4 +72,4 @@ class Database {
   sqlite3* db_ = nullptr;
 };
 
-}  // namespace icam::kernel::audit
+}  // namespace icam::sqlite

@@ -1,8 +1,8 @@
-#include "kernel/audit/sqlite_db.h"
+#include "common/sqlite_db.h"
 
 #include <utility>
 
-namespace icam::kernel::audit {
+namespace icam::sqlite {
 
 Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
   Errc code = Errc::io;
@@ -151,4 +151,4 @@ Result<std::string> Database::query_text(const std::string& sql) const {
   return stmt.column_text(0);
 }
 
-}  // namespace icam::kernel::audit
+}  // namespace icam::sqlite

@@ -1,0 +1,533 @@
+#include "memory/process_journal.h"
+
+#include <charconv>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "memory/sqlite_file.h"
+
+namespace icam::memory {
+namespace {
+
+using sqlite::Database;
+using sqlite::Statement;
+
+// The transcript is kept in rows of one appended batch each: (pid, start, count, tokens); a
+// process's rows cover [0, processes.tokens) without gap or overlap, which load() checks.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE processes(
+  pid INTEGER PRIMARY KEY,
+  job TEXT NOT NULL,
+  owner INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  exit TEXT NOT NULL DEFAULT '',
+  tokens INTEGER NOT NULL DEFAULT 0,
+  pages INTEGER NOT NULL DEFAULT 0,
+  page_table TEXT NOT NULL DEFAULT '',
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL);
+CREATE TABLE transcript(
+  pid INTEGER NOT NULL,
+  start INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  tokens TEXT NOT NULL,
+  PRIMARY KEY (pid, start)) WITHOUT ROWID;
+CREATE TABLE tool_results(
+  pid INTEGER NOT NULL,
+  call_index INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  arguments TEXT NOT NULL,
+  result TEXT NOT NULL,
+  at_token INTEGER NOT NULL,
+  created_us INTEGER NOT NULL,
+  PRIMARY KEY (pid, call_index)) WITHOUT ROWID;
+CREATE TABLE checkpoints(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  pid INTEGER NOT NULL,
+  label TEXT NOT NULL,
+  tokens INTEGER NOT NULL,
+  tool_calls INTEGER NOT NULL,
+  page_table TEXT NOT NULL,
+  created_us INTEGER NOT NULL);
+CREATE INDEX checkpoints_by_pid ON checkpoints(pid, id);
+)sql";
+
+std::string encode_tokens(std::span<const int32_t> tokens) {
+  std::string out;
+  out.reserve(tokens.size() * 6);
+  for (int32_t t : tokens) {
+    if (!out.empty()) out += ' ';
+    out += std::to_string(t);
+  }
+  return out;
+}
+
+// Appends the tokens of `text` to `out`; false when it is not a list of integers.
+bool decode_tokens(std::string_view text, std::vector<int32_t>& out) {
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    if (*p == ' ') {
+      ++p;
+      continue;
+    }
+    int32_t v = 0;
+    auto [next, ec] = std::from_chars(p, end, v);
+    if (ec != std::errc() || (next < end && *next != ' ')) return false;
+    out.push_back(v);
+    p = next;
+  }
+  return true;
+}
+
+std::string encode_hashes(std::span<const PageHash> hashes) {
+  std::string out;
+  for (const auto& h : hashes) {
+    if (!out.empty()) out += ' ';
+    out += to_hex(h);
+  }
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool decode_hashes(std::string_view text, std::vector<PageHash>& out) {
+  size_t at = 0;
+  while (at < text.size()) {
+    if (text[at] == ' ') {
+      ++at;
+      continue;
+    }
+    if (text.size() - at < 64) return false;
+    PageHash h{};
+    for (size_t i = 0; i < 32; ++i) {
+      const int hi = hex_value(text[at + 2 * i]), lo = hex_value(text[at + 2 * i + 1]);
+      if (hi < 0 || lo < 0) return false;
+      h[i] = static_cast<uint8_t>(hi * 16 + lo);
+    }
+    out.push_back(h);
+    at += 64;
+  }
+  return true;
+}
+
+int64_t as_int(uint64_t pid) {
+  return static_cast<int64_t>(pid);
+}
+
+// The process's transcript length and state; not_found when it was never begun.
+struct Row {
+  int64_t tokens = 0;
+  std::string state;
+};
+Result<Row> process_row(const Database& db, uint64_t pid) {
+  Statement s = ICAM_TRY(db.prepare("SELECT tokens, state FROM processes WHERE pid = ?"));
+  s.bind(1, as_int(pid));
+  if (!ICAM_TRY(s.step())) return make_error(Errc::not_found, "no process ", pid);
+  return Row{s.column_int(0), s.column_text(1)};
+}
+
+Result<Row> live_row(const Database& db, uint64_t pid) {
+  Row row = ICAM_TRY(process_row(db, pid));
+  if (row.state == kJournalExited)
+    return make_error(Errc::invalid_argument, "process ", pid, " has exited");
+  return row;
+}
+
+Status touch(const Database& db, uint64_t pid) {
+  Statement s = ICAM_TRY(db.prepare("UPDATE processes SET updated_us = ? WHERE pid = ?"));
+  s.bind(1, unix_micros());
+  s.bind(2, as_int(pid));
+  return s.run();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ProcessJournal>> ProcessJournal::open(const std::string& path,
+                                                             JournalOptions options) {
+  Database db =
+      ICAM_TRY(open_sqlite_file(path, options.read_only, options.busy_timeout_ms, "journal"));
+  std::unique_ptr<ProcessJournal> journal(new ProcessJournal(std::move(db), path, options));
+  ICAM_TRY_CTX(journal->init_schema(), "journal '" + path + "'");
+  return journal;
+}
+
+Status ProcessJournal::init_schema() {
+  if (options_.max_pages > 0)
+    ICAM_TRY(db_.query_int("PRAGMA max_page_count=" + std::to_string(options_.max_pages)));
+  const int64_t version = ICAM_TRY(sqlite_schema_version(db_));
+  if (version == kJournalSchemaVersion) return ok_status();
+  if (version > kJournalSchemaVersion)
+    return make_error(Errc::unsupported, "schema version ", version,
+                      " is newer than this icam's (", kJournalSchemaVersion, ")");
+  if (ICAM_TRY(db_.query_int("SELECT count(*) FROM sqlite_master")) != 0)
+    return make_error(Errc::corrupt, "holds tables but no schema version: not an icam journal");
+  if (options_.read_only) return make_error(Errc::not_found, "empty: no journal was written yet");
+  return in_transaction(db_, [&]() -> Status {
+    ICAM_TRY(db_.exec(kSchema));
+    return db_.exec("PRAGMA user_version=" + std::to_string(kJournalSchemaVersion));
+  });
+}
+
+Status ProcessJournal::write(std::string_view what, const std::function<Status()>& body) {
+  if (options_.read_only)
+    return make_error(Errc::permission_denied, "journal '", path_, "': opened read-only");
+  Status st = in_transaction(db_, body);
+  if (!st.ok()) return std::move(st).error().with_context(str_cat("journal '", path_, "': ", what));
+  return st;
+}
+
+Status ProcessJournal::begin_process(uint64_t pid, std::string_view job, uint32_t owner_uid) {
+  if (pid == 0) return make_error(Errc::invalid_argument, "pid 0");
+  if (!nlohmann::json::accept(job))
+    return make_error(Errc::invalid_argument, "process ", pid, ": the job is not JSON");
+  std::lock_guard lock(mu_);
+  return write(str_cat("begin ", pid), [&]() -> Status {
+    Statement exists = ICAM_TRY(db_.prepare("SELECT 1 FROM processes WHERE pid = ?"));
+    exists.bind(1, as_int(pid));
+    if (ICAM_TRY(exists.step()))
+      return make_error(Errc::invalid_argument, "process ", pid, " is journaled already");
+    Statement s = ICAM_TRY(db_.prepare(
+        "INSERT INTO processes(pid, job, owner, state, created_us, updated_us) "
+        "VALUES (?, ?, ?, 'new', ?, ?)"));
+    const int64_t now = unix_micros();
+    s.bind(1, as_int(pid));
+    s.bind(2, job);
+    s.bind(3, static_cast<int64_t>(owner_uid));
+    s.bind(4, now);
+    s.bind(5, now);
+    return s.run();
+  });
+}
+
+Status ProcessJournal::append_locked(const StepAppend& a) {
+  if (a.tokens.empty() && a.pages.empty()) return ok_status();
+  const Row row = ICAM_TRY(live_row(db_, a.pid));
+  if (!a.tokens.empty()) {
+    Statement s = ICAM_TRY(
+        db_.prepare("INSERT INTO transcript(pid, start, count, tokens) VALUES (?, ?, ?, ?)"));
+    s.bind(1, as_int(a.pid));
+    s.bind(2, row.tokens);
+    s.bind(3, static_cast<int64_t>(a.tokens.size()));
+    s.bind(4, encode_tokens(a.tokens));
+    ICAM_TRY(s.run());
+  }
+  Statement u = ICAM_TRY(db_.prepare(
+      "UPDATE processes SET tokens = tokens + ?, pages = pages + ?, "
+      "page_table = page_table || (CASE WHEN page_table = '' OR ? = '' THEN '' ELSE ' ' END) || ?, "
+      "updated_us = ? WHERE pid = ?"));
+  const std::string hashes = encode_hashes(a.pages);
+  u.bind(1, static_cast<int64_t>(a.tokens.size()));
+  u.bind(2, static_cast<int64_t>(a.pages.size()));
+  u.bind(3, hashes);
+  u.bind(4, hashes);
+  u.bind(5, unix_micros());
+  u.bind(6, as_int(a.pid));
+  return u.run();
+}
+
+Status ProcessJournal::append_tokens(uint64_t pid, std::span<const int32_t> tokens) {
+  std::lock_guard lock(mu_);
+  return write(str_cat("append to ", pid),
+               [&] { return append_locked(StepAppend{pid, tokens, {}}); });
+}
+
+Status ProcessJournal::append_pages(uint64_t pid, std::span<const PageHash> pages) {
+  std::lock_guard lock(mu_);
+  return write(str_cat("append pages to ", pid),
+               [&] { return append_locked(StepAppend{pid, {}, pages}); });
+}
+
+Status ProcessJournal::append_step(std::span<const StepAppend> step) {
+  std::lock_guard lock(mu_);
+  return write("append a step", [&]() -> Status {
+    for (const auto& a : step) ICAM_TRY_CTX(append_locked(a), str_cat("process ", a.pid));
+    return ok_status();
+  });
+}
+
+Status ProcessJournal::record_tool_result(uint64_t pid, int64_t call_index, std::string_view name,
+                                          std::string_view arguments, std::string_view result) {
+  if (call_index < 0) return make_error(Errc::invalid_argument, "call index ", call_index);
+  std::lock_guard lock(mu_);
+  return write(str_cat("record tool result ", call_index, " of ", pid), [&]() -> Status {
+    const Row row = ICAM_TRY(live_row(db_, pid));
+    Statement exists =
+        ICAM_TRY(db_.prepare("SELECT name FROM tool_results WHERE pid = ? AND call_index = ?"));
+    exists.bind(1, as_int(pid));
+    exists.bind(2, call_index);
+    if (ICAM_TRY(exists.step()))
+      return make_error(Errc::invalid_argument, "call ", call_index, " (",
+                        exists.column_text(0), ") has a result recorded already");
+    Statement s = ICAM_TRY(db_.prepare(
+        "INSERT INTO tool_results(pid, call_index, name, arguments, result, at_token, created_us) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    s.bind(1, as_int(pid));
+    s.bind(2, call_index);
+    s.bind(3, name);
+    s.bind(4, arguments);
+    s.bind(5, result);
+    s.bind(6, row.tokens);
+    s.bind(7, unix_micros());
+    ICAM_TRY(s.run());
+    return touch(db_, pid);
+  });
+}
+
+Result<std::optional<JournalToolResult>> ProcessJournal::tool_result(uint64_t pid,
+                                                                     int64_t call_index) const {
+  std::lock_guard lock(mu_);
+  const std::string where = str_cat("journal '", path_, "'");
+  Statement s = ICAM_TRY_CTX(
+      db_.prepare("SELECT name, arguments, result, at_token FROM tool_results "
+                  "WHERE pid = ? AND call_index = ?"),
+      where);
+  s.bind(1, as_int(pid));
+  s.bind(2, call_index);
+  if (!ICAM_TRY_CTX(s.step(), where)) return std::optional<JournalToolResult>();
+  return std::optional<JournalToolResult>(JournalToolResult{
+      call_index, s.column_text(0), s.column_text(1), s.column_text(2), s.column_int(3)});
+}
+
+Status ProcessJournal::set_state(uint64_t pid, std::string_view state) {
+  if (state.empty() || state == kJournalExited)
+    return make_error(Errc::invalid_argument, "state '", state, "' (exit() ends a process)");
+  std::lock_guard lock(mu_);
+  return write(str_cat("set the state of ", pid), [&]() -> Status {
+    ICAM_TRY(live_row(db_, pid));
+    Statement s =
+        ICAM_TRY(db_.prepare("UPDATE processes SET state = ?, updated_us = ? WHERE pid = ?"));
+    s.bind(1, state);
+    s.bind(2, unix_micros());
+    s.bind(3, as_int(pid));
+    return s.run();
+  });
+}
+
+Status ProcessJournal::exit(uint64_t pid, std::string_view exit_status) {
+  if (!nlohmann::json::accept(exit_status))
+    return make_error(Errc::invalid_argument, "process ", pid, ": the exit status is not JSON");
+  std::lock_guard lock(mu_);
+  return write(str_cat("exit ", pid), [&]() -> Status {
+    ICAM_TRY(live_row(db_, pid));
+    Statement s = ICAM_TRY(db_.prepare(
+        "UPDATE processes SET state = 'exited', exit = ?, updated_us = ? WHERE pid = ?"));
+    s.bind(1, exit_status);
+    s.bind(2, unix_micros());
+    s.bind(3, as_int(pid));
+    return s.run();
+  });
+}
+
+Result<int64_t> ProcessJournal::checkpoint(uint64_t pid, std::string_view label) {
+  if (label.empty() || label.size() > 128)
+    return make_error(Errc::invalid_argument, "checkpoint label of ", label.size(),
+                      " bytes (1 to 128)");
+  std::lock_guard lock(mu_);
+  int64_t id = 0;
+  Status st = write(str_cat("checkpoint ", pid), [&]() -> Status {
+    ICAM_TRY(process_row(db_, pid));
+    Statement s = ICAM_TRY(db_.prepare(
+        "INSERT INTO checkpoints(pid, label, tokens, tool_calls, page_table, created_us) "
+        "SELECT pid, ?, tokens, (SELECT count(*) FROM tool_results WHERE pid = ?), page_table, ? "
+        "FROM processes WHERE pid = ?"));
+    s.bind(1, label);
+    s.bind(2, as_int(pid));
+    s.bind(3, unix_micros());
+    s.bind(4, as_int(pid));
+    ICAM_TRY(s.run());
+    id = sqlite3_last_insert_rowid(db_.handle());
+    return ok_status();
+  });
+  if (!st.ok()) return std::move(st).error();
+  return id;
+}
+
+Result<JournalCheckpoint> ProcessJournal::restore(uint64_t pid, int64_t checkpoint_id) const {
+  std::lock_guard lock(mu_);
+  const std::string where = str_cat("journal '", path_, "': restore ", pid);
+  Statement s = ICAM_TRY_CTX(
+      db_.prepare("SELECT label, tokens, tool_calls, page_table, created_us FROM checkpoints "
+                  "WHERE id = ? AND pid = ?"),
+      where);
+  s.bind(1, checkpoint_id);
+  s.bind(2, as_int(pid));
+  if (!ICAM_TRY_CTX(s.step(), where))
+    return make_error(Errc::not_found, where, ": no checkpoint ", checkpoint_id);
+  JournalCheckpoint c;
+  c.id = checkpoint_id;
+  c.label = s.column_text(0);
+  c.tokens = s.column_int(1);
+  c.tool_calls = s.column_int(2);
+  c.created_us = s.column_int(4);
+  if (!decode_hashes(s.column_text(3), c.page_table))
+    return make_error(Errc::corrupt, where, ": checkpoint ", checkpoint_id,
+                      ": malformed page table");
+  JournalProcess p = ICAM_TRY(load_locked(pid));
+  if (static_cast<int64_t>(p.transcript.size()) < c.tokens)
+    return make_error(Errc::corrupt, where, ": checkpoint ", checkpoint_id, " is at token ",
+                      c.tokens, " but the transcript holds ", p.transcript.size());
+  c.transcript.assign(p.transcript.begin(), p.transcript.begin() + c.tokens);
+  return c;
+}
+
+Status ProcessJournal::forget(uint64_t pid) {
+  std::lock_guard lock(mu_);
+  return write(str_cat("forget ", pid), [&]() -> Status {
+    const Row row = ICAM_TRY(process_row(db_, pid));
+    if (row.state != kJournalExited)
+      return make_error(Errc::invalid_argument, "process ", pid, " has not exited");
+    for (const char* table : {"transcript", "tool_results", "checkpoints", "processes"}) {
+      Statement s = ICAM_TRY(db_.prepare(str_cat("DELETE FROM ", table, " WHERE pid = ?")));
+      s.bind(1, as_int(pid));
+      ICAM_TRY(s.run());
+    }
+    return ok_status();
+  });
+}
+
+Result<JournalProcess> ProcessJournal::load(uint64_t pid) const {
+  std::lock_guard lock(mu_);
+  return load_locked(pid);
+}
+
+Result<JournalProcess> ProcessJournal::load_locked(uint64_t pid) const {
+  const std::string where = str_cat("journal '", path_, "': process ", pid);
+  JournalProcess p;
+  p.pid = pid;
+  {
+    Statement s = ICAM_TRY_CTX(
+        db_.prepare("SELECT job, owner, state, exit, tokens, pages, page_table, created_us, "
+                    "updated_us FROM processes WHERE pid = ?"),
+        where);
+    s.bind(1, as_int(pid));
+    if (!ICAM_TRY_CTX(s.step(), where)) return make_error(Errc::not_found, where, ": unknown");
+    p.job = s.column_text(0);
+    p.owner_uid = static_cast<uint32_t>(s.column_int(1));
+    p.state = s.column_text(2);
+    p.exit = s.column_text(3);
+    const int64_t tokens = s.column_int(4);
+    const int64_t pages = s.column_int(5);
+    if (!decode_hashes(s.column_text(6), p.page_table) ||
+        static_cast<int64_t>(p.page_table.size()) != pages)
+      return make_error(Errc::corrupt, where, ": the page table does not hold ", pages,
+                        " hashes");
+    p.created_us = s.column_int(7);
+    p.updated_us = s.column_int(8);
+    p.transcript.reserve(static_cast<size_t>(tokens));
+    Statement t = ICAM_TRY_CTX(
+        db_.prepare("SELECT start, count, tokens FROM transcript WHERE pid = ? ORDER BY start"),
+        where);
+    t.bind(1, as_int(pid));
+    while (ICAM_TRY_CTX(t.step(), where)) {
+      const int64_t start = t.column_int(0), count = t.column_int(1);
+      if (start != static_cast<int64_t>(p.transcript.size()) ||
+          !decode_tokens(t.column_text(2), p.transcript) ||
+          static_cast<int64_t>(p.transcript.size()) != start + count)
+        return make_error(Errc::corrupt, where, ": transcript row at token ", start,
+                          " does not follow the rows before it");
+    }
+    if (static_cast<int64_t>(p.transcript.size()) != tokens)
+      return make_error(Errc::corrupt, where, ": the transcript holds ", p.transcript.size(),
+                        " tokens, the process row says ", tokens);
+  }
+  Statement r = ICAM_TRY_CTX(
+      db_.prepare("SELECT call_index, name, arguments, result, at_token FROM tool_results "
+                  "WHERE pid = ? ORDER BY call_index"),
+      where);
+  r.bind(1, as_int(pid));
+  while (ICAM_TRY_CTX(r.step(), where))
+    p.tool_results.push_back({r.column_int(0), r.column_text(1), r.column_text(2),
+                              r.column_text(3), r.column_int(4)});
+  Statement c = ICAM_TRY_CTX(
+      db_.prepare("SELECT id, label, tokens, tool_calls, page_table, created_us FROM checkpoints "
+                  "WHERE pid = ? ORDER BY id"),
+      where);
+  c.bind(1, as_int(pid));
+  while (ICAM_TRY_CTX(c.step(), where)) {
+    JournalCheckpoint k;
+    k.id = c.column_int(0);
+    k.label = c.column_text(1);
+    k.tokens = c.column_int(2);
+    k.tool_calls = c.column_int(3);
+    if (!decode_hashes(c.column_text(4), k.page_table))
+      return make_error(Errc::corrupt, where, ": checkpoint ", k.id, ": malformed page table");
+    k.created_us = c.column_int(5);
+    p.checkpoints.push_back(std::move(k));
+  }
+  return p;
+}
+
+Result<std::vector<JournalProcess>> ProcessJournal::live_processes() const {
+  std::lock_guard lock(mu_);
+  const std::string where = str_cat("journal '", path_, "'");
+  std::vector<uint64_t> pids;
+  Statement s = ICAM_TRY_CTX(
+      db_.prepare("SELECT pid FROM processes WHERE state != 'exited' ORDER BY pid"), where);
+  while (ICAM_TRY_CTX(s.step(), where)) pids.push_back(static_cast<uint64_t>(s.column_int(0)));
+  std::vector<JournalProcess> out;
+  for (uint64_t pid : pids) out.push_back(ICAM_TRY(load_locked(pid)));
+  return out;
+}
+
+Result<std::vector<JournalSummary>> ProcessJournal::summaries() const {
+  std::lock_guard lock(mu_);
+  const std::string where = str_cat("journal '", path_, "'");
+  Statement s = ICAM_TRY_CTX(
+      db_.prepare("SELECT pid, job, owner, state, tokens, pages, "
+                  "(SELECT count(*) FROM tool_results r WHERE r.pid = p.pid), "
+                  "(SELECT count(*) FROM checkpoints c WHERE c.pid = p.pid), updated_us "
+                  "FROM processes p ORDER BY pid"),
+      where);
+  std::vector<JournalSummary> out;
+  while (ICAM_TRY_CTX(s.step(), where)) {
+    JournalSummary j;
+    j.pid = static_cast<uint64_t>(s.column_int(0));
+    const auto job = nlohmann::json::parse(s.column_text(1), nullptr, false);
+    if (job.is_object() && job.contains("name") && job["name"].is_string())
+      j.name = job["name"].get<std::string>();
+    j.owner_uid = static_cast<uint32_t>(s.column_int(2));
+    j.state = s.column_text(3);
+    j.tokens = s.column_int(4);
+    j.pages = s.column_int(5);
+    j.tool_results = s.column_int(6);
+    j.checkpoints = s.column_int(7);
+    j.updated_us = s.column_int(8);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Result<uint64_t> ProcessJournal::max_pid() const {
+  std::lock_guard lock(mu_);
+  return static_cast<uint64_t>(ICAM_TRY_CTX(
+      db_.query_int("SELECT coalesce(max(pid), 0) FROM processes"), "journal '" + path_ + "'"));
+}
+
+Result<JournalStats> ProcessJournal::stats() const {
+  std::lock_guard lock(mu_);
+  const std::string where = str_cat("journal '", path_, "'");
+  JournalStats st;
+  st.processes = ICAM_TRY_CTX(db_.query_int("SELECT count(*) FROM processes"), where);
+  st.live = ICAM_TRY_CTX(
+      db_.query_int("SELECT count(*) FROM processes WHERE state != 'exited'"), where);
+  st.transcript_rows = ICAM_TRY_CTX(db_.query_int("SELECT count(*) FROM transcript"), where);
+  st.tokens =
+      ICAM_TRY_CTX(db_.query_int("SELECT coalesce(sum(tokens), 0) FROM processes"), where);
+  st.tool_results = ICAM_TRY_CTX(db_.query_int("SELECT count(*) FROM tool_results"), where);
+  st.checkpoints = ICAM_TRY_CTX(db_.query_int("SELECT count(*) FROM checkpoints"), where);
+  for (const std::string& file : {path_, path_ + "-wal"}) {
+    std::error_code error;
+    const auto size = std::filesystem::file_size(file, error);
+    if (!error) st.file_bytes += static_cast<int64_t>(size);
+  }
+  return st;
+}
+
+}  // namespace icam::memory

@@ -1,0 +1,173 @@
+// The process journal (tier T2): the durable record of every agent process, from which a daemon
+// killed mid-run resumes each process at its last committed token. Per process it holds
+//
+//   - the job (its JSON), the owner and the state ("ready", "running", "blocked", ..., "exited"
+//     with the exit status as JSON);
+//   - the token transcript: every token id of the context (prompt, sampled tokens, tool results
+//     as fed back), appended in committed batches;
+//   - each tool call's result, as its own row keyed by the call's index in the process, so that
+//     a resumed process is given the recorded result and the call is never run twice;
+//   - the page table: the hashes (page_hash.h) of the context's full pages, by which a resumed
+//     process fetches its KV from the page store (T1) or, when a page is not there, recomputes it
+//     from the transcript;
+//   - named checkpoints: the transcript length, the page table and the number of tool results at
+//     a point, which restore() gives back.
+//
+// Durability: SQLite in WAL mode with synchronous=FULL, and every write method is one
+// transaction, so after a crash the file holds each call's effect entirely or not at all. The
+// kernel calls append_step() once per engine step with every process's new tokens (one
+// transaction, one sync, for dozens of processes).
+//
+// Tokens are stored as decimal text and hashes as hex, which costs little next to the sync and
+// keeps the file readable with the sqlite3 shell.
+//
+// Errors: an unknown pid is Errc::not_found; writing to an exited process, a pid begun twice, a
+// tool result recorded twice or malformed job JSON Errc::invalid_argument; a file locked by
+// another process Errc::unavailable (after busy_timeout_ms); a full disk (or max_pages)
+// Errc::resource_exhausted; a damaged file Errc::corrupt; a newer schema Errc::unsupported.
+//
+// Thread-safety: one mutex serialises every call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "common/sqlite_db.h"
+#include "memory/page_hash.h"
+
+namespace icam::memory {
+
+struct JournalOptions {
+  bool read_only = false;  // icamctl: no schema creation, no writes
+  int busy_timeout_ms = 2000;
+  // A bound on the file, in database pages (PRAGMA max_page_count); 0 = none. Past it a write is
+  // refused as a full disk would refuse it.
+  int64_t max_pages = 0;
+};
+
+inline constexpr std::string_view kJournalExited = "exited";
+inline constexpr int64_t kJournalSchemaVersion = 1;
+
+struct JournalToolResult {
+  int64_t call_index = 0;  // 0, 1, 2... in the order the process made its calls
+  std::string name;        // the syscall
+  std::string arguments;   // JSON text
+  std::string result;      // what the model was given
+  int64_t at_token = 0;    // transcript length when it was recorded
+};
+
+struct JournalCheckpoint {
+  int64_t id = 0;
+  std::string label;
+  int64_t tokens = 0;      // transcript length at the checkpoint
+  int64_t tool_calls = 0;  // tool results recorded by then
+  std::vector<PageHash> page_table;
+  int64_t created_us = 0;
+  std::vector<int32_t> transcript;  // restore(): the first `tokens` tokens; empty elsewhere
+};
+
+struct JournalProcess {
+  uint64_t pid = 0;
+  std::string job;  // JSON text
+  uint32_t owner_uid = 0;
+  std::string state;
+  std::string exit;  // JSON text; "" until exited
+  std::vector<int32_t> transcript;
+  std::vector<PageHash> page_table;
+  std::vector<JournalToolResult> tool_results;
+  std::vector<JournalCheckpoint> checkpoints;  // without their transcripts
+  int64_t created_us = 0;
+  int64_t updated_us = 0;
+};
+
+// One line per process, for listings (icamctl mem).
+struct JournalSummary {
+  uint64_t pid = 0;
+  std::string name;  // the job's "name", when it has one
+  uint32_t owner_uid = 0;
+  std::string state;
+  int64_t tokens = 0;
+  int64_t pages = 0;
+  int64_t tool_results = 0;
+  int64_t checkpoints = 0;
+  int64_t updated_us = 0;
+};
+
+struct JournalStats {
+  int64_t processes = 0;
+  int64_t live = 0;  // not exited
+  int64_t transcript_rows = 0;
+  int64_t tokens = 0;
+  int64_t tool_results = 0;
+  int64_t checkpoints = 0;
+  int64_t file_bytes = 0;  // the database and its write-ahead log
+};
+
+// What one process gained in one engine step.
+struct StepAppend {
+  uint64_t pid = 0;
+  std::span<const int32_t> tokens;  // appended to the transcript
+  std::span<const PageHash> pages;  // appended to the page table (pages filled this step)
+};
+
+class ProcessJournal {
+ public:
+  static Result<std::unique_ptr<ProcessJournal>> open(const std::string& path,
+                                                      JournalOptions options = {});
+
+  // A new process in state "new". `job` must be JSON.
+  Status begin_process(uint64_t pid, std::string_view job, uint32_t owner_uid);
+  Status append_tokens(uint64_t pid, std::span<const int32_t> tokens);
+  Status append_pages(uint64_t pid, std::span<const PageHash> pages);
+  // Every process's tokens and pages of one step, in one transaction: all or none.
+  Status append_step(std::span<const StepAppend> step);
+  // Records the result of the process's call number `call_index`; once only.
+  Status record_tool_result(uint64_t pid, int64_t call_index, std::string_view name,
+                            std::string_view arguments, std::string_view result);
+  // The recorded result of call `call_index`, if any: a resumed process is given it instead of
+  // making the call again.
+  Result<std::optional<JournalToolResult>> tool_result(uint64_t pid, int64_t call_index) const;
+  Status set_state(uint64_t pid, std::string_view state);
+  // State "exited" with `exit_status` (JSON); nothing is appended after.
+  Status exit(uint64_t pid, std::string_view exit_status);
+  // Records the process as it is now under `label`; the checkpoint's id.
+  Result<int64_t> checkpoint(uint64_t pid, std::string_view label);
+  // A checkpoint with its transcript prefix: what a process restored to it starts from.
+  Result<JournalCheckpoint> restore(uint64_t pid, int64_t checkpoint_id) const;
+  // Removes an exited process and everything recorded for it.
+  Status forget(uint64_t pid);
+
+  Result<JournalProcess> load(uint64_t pid) const;
+  // Every process not exited, by pid: what a restarted daemon resumes.
+  Result<std::vector<JournalProcess>> live_processes() const;
+  Result<std::vector<JournalSummary>> summaries() const;
+  // The highest pid ever begun (0 when none): a restarted kernel numbers new processes above it.
+  Result<uint64_t> max_pid() const;
+  Result<JournalStats> stats() const;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  ProcessJournal(sqlite::Database db, std::string path, JournalOptions options)
+      : db_(std::move(db)), path_(std::move(path)), options_(options) {}
+  Status init_schema();
+  // One write transaction, errors prefixed with the file and `what`.
+  Status write(std::string_view what, const std::function<Status()>& body);
+  Status append_locked(const StepAppend& a);
+  Result<JournalProcess> load_locked(uint64_t pid) const;
+
+  mutable std::mutex mu_;
+  sqlite::Database db_;
+  std::string path_;
+  JournalOptions options_;
+};
+
+}  // namespace icam::memory

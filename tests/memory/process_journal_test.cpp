@@ -1,0 +1,266 @@
+// The process journal on real SQLite files: transcripts appended in batches and read back after
+// reopening, tool results recorded once, checkpoints and restore, the live processes a restarted
+// daemon resumes, and the faults: a full file (nothing half-written), a lock held by another
+// connection, a file that is not a database, a newer schema, damaged rows.
+#include "memory/process_journal.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <numeric>
+
+#include "tests/memory/temp_dir.h"
+
+namespace icam::memory {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::TempDir;
+
+std::unique_ptr<ProcessJournal> open_ok(const std::string& path, JournalOptions options = {}) {
+  auto j = ProcessJournal::open(path, options);
+  EXPECT_TRUE(j.ok()) << j.error().message();
+  return j.ok() ? std::move(*j) : nullptr;
+}
+
+PageHash hash_of(uint8_t seed) {
+  PageHash h{};
+  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint8_t>(seed * 31 + i);
+  return h;
+}
+
+template <typename T>
+Errc code_of(const T& result) {
+  return result.ok() ? Errc::internal : result.error().code();
+}
+
+TEST(ProcessJournal, RecordsAProcessAndReadsItBackAfterReopening) {
+  TempDir dir;
+  const std::string path = dir.path() + "/journal.db";
+  const std::vector<int32_t> prompt = {2, 105, 2364, 107, 0, -1, 262143};
+  const std::vector<PageHash> pages = {hash_of(1), hash_of(2)};
+  int64_t cp = 0;
+  {
+    auto j = open_ok(path);
+    ASSERT_TRUE(j);
+    ASSERT_TRUE(j->begin_process(3, R"({"name":"writer","task":"t"})", 1000).ok());
+    ASSERT_TRUE(j->append_tokens(3, prompt).ok());
+    ASSERT_TRUE(j->set_state(3, "running").ok());
+    ASSERT_TRUE(j->append_step(std::vector<StepAppend>{{3, std::vector<int32_t>{7, 8}, pages}}).ok());
+    ASSERT_TRUE(
+        j->record_tool_result(3, 0, "fs.read", R"({"path":"a"})", "hello").ok());
+    cp = *j->checkpoint(3, "after-read");
+    ASSERT_TRUE(j->append_tokens(3, std::vector<int32_t>{9}).ok());
+    ASSERT_TRUE(j->set_state(3, "blocked").ok());
+  }
+  auto j = open_ok(path, {.read_only = true});
+  ASSERT_TRUE(j);
+  auto p = j->load(3);
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  std::vector<int32_t> expected = prompt;
+  expected.insert(expected.end(), {7, 8, 9});
+  EXPECT_EQ(p->transcript, expected);
+  EXPECT_EQ(p->page_table, pages);
+  EXPECT_EQ(p->job, R"({"name":"writer","task":"t"})");
+  EXPECT_EQ(p->owner_uid, 1000u);
+  EXPECT_EQ(p->state, "blocked");
+  ASSERT_EQ(p->tool_results.size(), 1u);
+  EXPECT_EQ(p->tool_results[0].name, "fs.read");
+  EXPECT_EQ(p->tool_results[0].result, "hello");
+  EXPECT_EQ(p->tool_results[0].at_token, 9);
+  ASSERT_EQ(p->checkpoints.size(), 1u);
+  EXPECT_EQ(p->checkpoints[0].id, cp);
+  EXPECT_EQ(p->checkpoints[0].label, "after-read");
+  EXPECT_EQ(p->checkpoints[0].tokens, 9);
+  EXPECT_EQ(p->checkpoints[0].tool_calls, 1);
+
+  auto restored = j->restore(3, cp);
+  ASSERT_TRUE(restored.ok()) << restored.error().message();
+  EXPECT_EQ(restored->tokens, 9);
+  EXPECT_EQ(restored->page_table, pages);
+  EXPECT_EQ(restored->transcript, std::vector<int32_t>(expected.begin(), expected.begin() + 9));
+  EXPECT_EQ(code_of(j->restore(3, cp + 1)), Errc::not_found);
+  EXPECT_EQ(code_of(j->restore(4, cp)), Errc::not_found);  // another process's id
+  // Read-only: no writes.
+  EXPECT_EQ(code_of(j->append_tokens(3, std::vector<int32_t>{1})), Errc::permission_denied);
+}
+
+TEST(ProcessJournal, LiveProcessesAreWhatARestartResumes) {
+  TempDir dir;
+  auto j = open_ok(dir.path() + "/journal.db");
+  ASSERT_TRUE(j);
+  for (uint64_t pid : {1, 2, 5}) ASSERT_TRUE(j->begin_process(pid, "{}", 0).ok());
+  ASSERT_TRUE(j->exit(2, R"({"reason":"completed"})").ok());
+  auto live = j->live_processes();
+  ASSERT_TRUE(live.ok());
+  ASSERT_EQ(live->size(), 2u);
+  EXPECT_EQ((*live)[0].pid, 1u);
+  EXPECT_EQ((*live)[1].pid, 5u);
+  EXPECT_EQ(*j->max_pid(), 5u);
+  EXPECT_EQ(j->load(2)->exit, R"({"reason":"completed"})");
+  // Nothing is appended to an exited process, nor begun twice.
+  EXPECT_EQ(code_of(j->append_tokens(2, std::vector<int32_t>{1})), Errc::invalid_argument);
+  EXPECT_EQ(code_of(j->set_state(2, "running")), Errc::invalid_argument);
+  EXPECT_EQ(code_of(j->begin_process(1, "{}", 0)), Errc::invalid_argument);
+  EXPECT_EQ(code_of(j->append_tokens(9, std::vector<int32_t>{1})), Errc::not_found);
+  EXPECT_EQ(code_of(j->begin_process(7, "not json", 0)), Errc::invalid_argument);
+  EXPECT_EQ(code_of(j->exit(1, "{")), Errc::invalid_argument);
+  // Forgetting is for exited processes.
+  EXPECT_EQ(code_of(j->forget(1)), Errc::invalid_argument);
+  ASSERT_TRUE(j->forget(2).ok());
+  EXPECT_EQ(code_of(j->load(2)), Errc::not_found);
+}
+
+TEST(ProcessJournal, AToolResultIsRecordedOnceAndFoundOnResume) {
+  TempDir dir;
+  auto j = open_ok(dir.path() + "/journal.db");
+  ASSERT_TRUE(j);
+  ASSERT_TRUE(j->begin_process(1, "{}", 0).ok());
+  ASSERT_TRUE(j->record_tool_result(1, 0, "exec.run", R"({"argv":["/bin/rm","x"]})",
+                                    R"({"exit_code":0})")
+                  .ok());
+  auto again = j->record_tool_result(1, 0, "exec.run", "{}", "other");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), Errc::invalid_argument);
+  EXPECT_THAT(again.error().message(), HasSubstr("recorded already"));
+  auto found = j->tool_result(1, 0);
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->result, R"({"exit_code":0})");  // the first, untouched
+  auto missing = j->tool_result(1, 1);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST(ProcessJournal, OneStepForManyProcessesIsOneTransaction) {
+  TempDir dir;
+  auto j = open_ok(dir.path() + "/journal.db");
+  ASSERT_TRUE(j);
+  constexpr int kProcesses = 32, kSteps = 50;
+  for (int p = 1; p <= kProcesses; ++p) ASSERT_TRUE(j->begin_process(p, "{}", 0).ok());
+  for (int step = 0; step < kSteps; ++step) {
+    std::vector<std::vector<int32_t>> tokens(kProcesses);
+    std::vector<StepAppend> batch;
+    for (int p = 1; p <= kProcesses; ++p) {
+      tokens[p - 1] = {p * 1000 + step};
+      batch.push_back({static_cast<uint64_t>(p), tokens[p - 1], {}});
+    }
+    ASSERT_TRUE(j->append_step(batch).ok());
+  }
+  auto st = j->stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->processes, kProcesses);
+  EXPECT_EQ(st->live, kProcesses);
+  EXPECT_EQ(st->tokens, kProcesses * kSteps);
+  EXPECT_EQ(st->transcript_rows, kProcesses * kSteps);
+  EXPECT_GT(st->file_bytes, 0);
+  auto p7 = j->load(7);
+  ASSERT_TRUE(p7.ok());
+  ASSERT_EQ(p7->transcript.size(), size_t{kSteps});
+  EXPECT_EQ(p7->transcript[10], 7010);
+
+  // A step naming an exited process fails whole: no process of it advances.
+  ASSERT_TRUE(j->exit(5, "{}").ok());
+  const std::vector<int32_t> one = {1};
+  const std::vector<StepAppend> bad = {{1, one, {}}, {5, one, {}}, {6, one, {}}};
+  auto failed = j->append_step(bad);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_THAT(failed.error().message(), HasSubstr("process 5"));
+  EXPECT_EQ(j->load(1)->transcript.size(), size_t{kSteps});
+  EXPECT_EQ(j->load(6)->transcript.size(), size_t{kSteps});
+
+  auto rows = j->summaries();
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), size_t{kProcesses});
+  EXPECT_EQ((*rows)[4].state, "exited");
+  EXPECT_EQ((*rows)[0].tokens, kSteps);
+}
+
+TEST(ProcessJournal, AFullFileRefusesTheWriteAndKeepsEverythingBefore) {
+  TempDir dir;
+  JournalOptions options;
+  options.max_pages = 24;  // a few pages past the empty schema: a disk about to fill up
+  auto j = open_ok(dir.path() + "/journal.db", options);
+  ASSERT_TRUE(j);
+  ASSERT_TRUE(j->begin_process(1, "{}", 0).ok());
+  ASSERT_TRUE(j->begin_process(2, "{}", 0).ok());
+  std::vector<int32_t> chunk(500);
+  std::iota(chunk.begin(), chunk.end(), 100000);
+  Status last = ok_status();
+  int64_t committed = 0;
+  for (int i = 0; i < 1000 && last.ok(); ++i) {
+    last = j->append_step(std::vector<StepAppend>{{1, chunk, {}}, {2, chunk, {}}});
+    if (last.ok()) committed += static_cast<int64_t>(chunk.size());
+  }
+  ASSERT_FALSE(last.ok()) << "the bound was never reached";
+  EXPECT_EQ(last.error().code(), Errc::resource_exhausted) << last.error().message();
+  EXPECT_THAT(last.error().message(), HasSubstr("journal '"));
+  // Both processes hold exactly the committed steps, consistent row by row.
+  for (uint64_t pid : {1, 2}) {
+    auto p = j->load(pid);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(static_cast<int64_t>(p->transcript.size()), committed);
+  }
+  // Small writes that fit still work after the refusal.
+  EXPECT_TRUE(j->set_state(1, "running").ok());
+}
+
+TEST(ProcessJournal, ALockedFileIsUnavailable) {
+  TempDir dir;
+  const std::string path = dir.path() + "/journal.db";
+  auto j = open_ok(path, {.busy_timeout_ms = 0});
+  ASSERT_TRUE(j);
+  ASSERT_TRUE(j->begin_process(1, "{}", 0).ok());
+  auto other = sqlite::Database::open(path, false);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(other->exec("BEGIN EXCLUSIVE").ok());
+  auto locked = j->append_tokens(1, std::vector<int32_t>{1, 2});
+  ASSERT_FALSE(locked.ok());
+  EXPECT_EQ(locked.error().code(), Errc::unavailable);
+  EXPECT_THAT(locked.error().message(), HasSubstr(path));
+  ASSERT_TRUE(other->exec("ROLLBACK").ok());
+  ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{1, 2}).ok());
+  EXPECT_EQ(j->load(1)->transcript, (std::vector<int32_t>{1, 2}));
+}
+
+TEST(ProcessJournal, DamagedFilesAreReportedNotMisread) {
+  TempDir dir;
+  {
+    const std::string path = dir.path() + "/garbage.db";
+    std::ofstream(path) << std::string(4096, '\x7f');
+    auto j = ProcessJournal::open(path);
+    ASSERT_FALSE(j.ok());
+    EXPECT_EQ(j.error().code(), Errc::corrupt);
+  }
+  {
+    const std::string path = dir.path() + "/newer.db";
+    {
+      auto db = sqlite::Database::open(path, false);
+      ASSERT_TRUE(db->exec("PRAGMA user_version=2").ok());
+    }
+    EXPECT_EQ(code_of(ProcessJournal::open(path)), Errc::unsupported);
+  }
+  {
+    // A transcript row lost (or edited) behind the journal's back.
+    const std::string path = dir.path() + "/journal.db";
+    auto j = open_ok(path);
+    ASSERT_TRUE(j);
+    ASSERT_TRUE(j->begin_process(1, "{}", 0).ok());
+    ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{1, 2}).ok());
+    ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{3}).ok());
+    auto db = sqlite::Database::open(path, false);
+    ASSERT_TRUE(db->exec("DELETE FROM transcript WHERE start = 0").ok());
+    auto p = j->load(1);
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.error().code(), Errc::corrupt);
+    EXPECT_THAT(p.error().message(), HasSubstr("transcript"));
+    ASSERT_TRUE(db->exec("UPDATE transcript SET tokens = '1 x' WHERE pid = 1").ok());
+    EXPECT_EQ(code_of(j->load(1)), Errc::corrupt);
+  }
+  EXPECT_EQ(code_of(ProcessJournal::open(dir.path() + "/none.db", {.read_only = true})),
+            Errc::not_found);
+}
+
+}  // namespace
+}  // namespace icam::memory
