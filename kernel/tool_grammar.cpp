@@ -61,6 +61,18 @@ bool integer_viable_range(int64_t minimum, int64_t maximum, bool negative, int64
 }
 
 bool is_whitespace(uint8_t c) { return c == ' ' || c == '\n'; }
+
+// An optional whitespace spot: takes `c` when it is whitespace and the spot has room left;
+// otherwise moves the frame past the spot, and the caller gives `c` to the next phase.
+bool take_whitespace(ToolCallGrammar::Frame& f, uint8_t c) {
+  if (is_whitespace(c) && f.ws < kMaxWhitespace) {
+    ++f.ws;
+    return true;
+  }
+  f.ws = 0;
+  ++f.phase;
+  return false;
+}
 bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 int hex_value(uint8_t c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -203,6 +215,12 @@ void ToolCallGrammar::push_value(State& state, int16_t node) const {
   }
 }
 
+ToolCallGrammar::Step ToolCallGrammar::close(State& state) const {
+  --state.depth;
+  child_done(state);
+  return Step::consumed;
+}
+
 void ToolCallGrammar::child_done(State& state) const {
   if (state.depth == 0) return;
   Frame& parent = state.stack[state.depth - 1];
@@ -292,12 +310,7 @@ ToolCallGrammar::Step ToolCallGrammar::step_call(State& state, Frame& f, uint8_t
     const CallPart& part = kCallParts[f.phase];
     switch (part.step) {
       case CallStep::ws:
-        if (is_whitespace(c) && f.ws < kMaxWhitespace) {
-          ++f.ws;
-          return Step::consumed;
-        }
-        f.ws = 0;
-        ++f.phase;
+        if (take_whitespace(f, c)) return Step::consumed;
         continue;
       case CallStep::literal:
         if (static_cast<uint8_t>(part.text[f.matched]) != c) return Step::reject;
@@ -338,18 +351,11 @@ ToolCallGrammar::Step ToolCallGrammar::step_object(State& state, Frame& f, uint8
       case 3:
       case 5:
       case 7:  // optional whitespace
-        if (is_whitespace(c) && f.ws < kMaxWhitespace) {
-          ++f.ws;
-          return Step::consumed;
-        }
-        f.ws = 0;
-        ++f.phase;
+        if (take_whitespace(f, c)) return Step::consumed;
         continue;
       case 2:  // a key, or (right after the brace) the closing brace
         if (c == '}' && f.count == 0 && can_close) {
-          --state.depth;
-          child_done(state);
-          return Step::consumed;
+          return close(state);
         }
         if (c != '"' || unused == 0 || state.depth >= kMaxDepth) return Step::reject;
         {
@@ -374,9 +380,7 @@ ToolCallGrammar::Step ToolCallGrammar::step_object(State& state, Frame& f, uint8
           return Step::consumed;
         }
         if (c == '}' && can_close) {
-          --state.depth;
-          child_done(state);
-          return Step::consumed;
+          return close(state);
         }
         return Step::reject;
       default:
@@ -395,18 +399,11 @@ ToolCallGrammar::Step ToolCallGrammar::step_array(State& state, Frame& f, uint8_
         return Step::consumed;
       case 1:
       case 3:  // optional whitespace
-        if (is_whitespace(c) && f.ws < kMaxWhitespace) {
-          ++f.ws;
-          return Step::consumed;
-        }
-        f.ws = 0;
-        ++f.phase;
+        if (take_whitespace(f, c)) return Step::consumed;
         continue;
       case 2:  // an item, or (right after the bracket) the closing bracket
         if (c == ']' && f.count == 0 && node.min_items == 0) {
-          --state.depth;
-          child_done(state);
-          return Step::consumed;
+          return close(state);
         }
         if (f.count >= node.max_items || state.depth >= kMaxDepth) return Step::reject;
         push_value(state, node.children[0]);
@@ -417,9 +414,7 @@ ToolCallGrammar::Step ToolCallGrammar::step_array(State& state, Frame& f, uint8_
           return Step::consumed;
         }
         if (c == ']' && f.count >= node.min_items) {
-          --state.depth;
-          child_done(state);
-          return Step::consumed;
+          return close(state);
         }
         return Step::reject;
       default:
@@ -475,11 +470,7 @@ ToolCallGrammar::Step ToolCallGrammar::step_string(State& state, Frame& f, uint8
     }
     return Step::consumed;
   }
-  if (c == '"') {
-    --state.depth;
-    child_done(state);
-    return Step::consumed;
-  }
+  if (c == '"') return close(state);
   if (c < 0x20) return Step::reject;  // control characters only as escapes
   if (c == '\\') {
     if (!take(1)) return Step::reject;
@@ -549,10 +540,7 @@ ToolCallGrammar::Step ToolCallGrammar::step_boolean(State& state, Frame& f, uint
   }
   const std::string_view word = kWords[f.value];
   if (static_cast<uint8_t>(word[f.matched]) != c) return Step::reject;
-  if (++f.matched == word.size()) {
-    --state.depth;
-    child_done(state);
-  }
+  if (++f.matched == word.size()) return close(state);
   return Step::consumed;
 }
 

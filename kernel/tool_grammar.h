@@ -106,6 +106,8 @@ class ToolCallGrammar {
   Step step_string(State& state, Frame& f, uint8_t c) const;
   Step step_integer(Frame& f, uint8_t c) const;
   Step step_boolean(State& state, Frame& f, uint8_t c) const;
+  // The frame on top ended with the byte just taken: pops it and tells its parent.
+  Step close(State& state) const;
   // A child value of the frame below the top just ended.
   void child_done(State& state) const;
 
