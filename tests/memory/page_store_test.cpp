@@ -209,7 +209,9 @@ TEST(PageStore, ABoundedStoreDropsItsOldestPagesFirst) {
   for (uint8_t i = 0; i < 64; ++i) {  // 8 MiB in all, flushed in files of 4 pages
     for (size_t j = 0; j < page.size(); ++j) page[j] = static_cast<uint8_t>(j * 7 + i);
     ASSERT_TRUE((*store)->put(key(i), identity(9), big, page).ok());
-    if (i % 4 == 3) ASSERT_TRUE((*store)->flush().ok());
+    if (i % 4 == 3) {
+      ASSERT_TRUE((*store)->flush().ok());
+    }
   }
   // FIFO compaction runs in RocksDB's background threads after the flushes: wait for it (a
   // bounded wait for work to happen, not a timing check).
