@@ -4,10 +4,37 @@
 
 #include <algorithm>
 
+#include "common/log.h"
 #include "common/utf8.h"
+#include "syscalls/syscall_table.h"
 
 namespace icam::kernel {
 namespace {
+
+// Whether `text` ends with a proper, non-empty prefix of "</tool_call>": what the scheduler's
+// stop matcher is still holding back.
+bool ends_in_partial_close(std::string_view text) {
+  for (size_t k = std::min(text.size(), kToolCallClose.size() - 1); k >= 1; --k)
+    if (text.substr(text.size() - k) == kToolCallClose.substr(0, k)) return true;
+  return false;
+}
+
+// How many trailing tokens of `context` (none before `from`) to hold back from the journal: while
+// the text ends in a partial "</tool_call>", the last token is held. Only the last few tokens are
+// decoded: the stop string is short.
+size_t held_back_tokens(const llm::Tokenizer& tokenizer, const std::vector<int32_t>& context,
+                        size_t from) {
+  size_t held = 0;
+  while (context.size() - held > from && held < kToolCallClose.size()) {
+    const size_t end = context.size() - held;
+    const size_t begin = std::max(from, end > 16 ? end - 16 : size_t{0});
+    const std::string text =
+        tokenizer.decode(std::span<const int32_t>(context).subspan(begin, end - begin));
+    if (!ends_in_partial_close(text)) break;
+    ++held;
+  }
+  return held;
+}
 
 std::string trim(std::string_view s) {
   const char* ws = " \t\n\r\f\v";
@@ -40,21 +67,63 @@ Result<std::string> AgentLoop::tool_message_text(llm::ChatFamily family,
   return rendered.substr(at + kMarker.size());
 }
 
-Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint32_t> owner_uid) {
-  if (!scheduler_) return make_error(Errc::internal, "agent loop: no scheduler attached");
+Result<std::vector<int32_t>> AgentLoop::render_prompt(const JobSpec& job) {
   // Tools are explained only to jobs that list some: small models tend to recite instructions
   // they do not need. proc.exit is served either way (a process may always end itself).
   std::string system = job.system;
-  if (!job.tools.empty()) system += (system.empty() ? "" : "\n\n") + tool_instructions(job.tools);
+  if (!job.tools.empty())
+    system += (system.empty() ? "" : "\n\n") +
+              tool_instructions(job.tools, handler_.external_tools(job));
   std::vector<llm::ChatMessage> messages;
   if (!system.empty()) messages.push_back({"system", system});
   messages.insert(messages.end(), job.history.begin(), job.history.end());
   messages.push_back({"user", job.task});
-  const std::string rendered =
-      ICAM_TRY_CTX(llm::render_chat(family_, messages, true), "job '" + job.name + "'");
-  std::vector<int32_t> prompt = ICAM_TRY_CTX(
-      tokenizer_.encode(rendered, tokenizer_.add_bos_default(), /*parse_special=*/true),
-      "job '" + job.name + "'");
+  const std::string rendered = ICAM_TRY(llm::render_chat(family_, messages, true));
+  return tokenizer_.encode(rendered, tokenizer_.add_bos_default(), /*parse_special=*/true);
+}
+
+sched::SequenceSpec AgentLoop::sequence_spec(const Slot& s, std::vector<int32_t> prompt,
+                                             int max_tokens) const {
+  sched::SequenceSpec spec;
+  spec.prompt = std::move(prompt);
+  spec.sampling = s.process.sampling;
+  spec.sampling.stop_strings.push_back(std::string(kToolCallClose));
+  spec.sampling.max_tokens = max_tokens;
+  spec.priority = s.process.priority;
+  spec.stop_at_end_of_generation = true;
+  spec.on_stop = sched::OnStop::pause;
+  spec.token_filter = s.tool_filter;
+  return spec;
+}
+
+Result<std::vector<int32_t>> AgentLoop::tool_message_tokens(const std::string& tool_result) const {
+  const std::string text = ICAM_TRY(tool_message_text(family_, tool_result));
+  return ICAM_TRY_CTX(tokenizer_.encode(text, /*add_bos=*/false, /*parse_special=*/true),
+                      "tool message");
+}
+
+namespace {
+
+// The job as the journal keeps it: its own JSON, with the workspace the process got pinned (so
+// that a revived process finds its files) and, for a child, its parent's pid.
+std::string journal_job(const JobSpec& job, const std::string& workspace, Pid parent) {
+  nlohmann::json j = to_json(job);
+  if (job.workspace.empty() && !workspace.empty()) j["workspace"] = workspace;
+  if (parent != 0) j["parent"] = parent;
+  return j.dump();
+}
+
+}  // namespace
+
+void AgentLoop::set_journal(memory::ProcessJournal* journal,
+                            std::function<std::string(Pid)> workspace_of) {
+  journal_ = journal;
+  workspace_of_ = std::move(workspace_of);
+}
+
+Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint32_t> owner_uid) {
+  if (!scheduler_) return make_error(Errc::internal, "agent loop: no scheduler attached");
+  std::vector<int32_t> prompt = ICAM_TRY_CTX(render_prompt(job), "job '" + job.name + "'");
 
   Slot slot;
   Process& p = slot.process;
@@ -74,14 +143,6 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
   // model can make one; if it refuses, nothing was created.
   ICAM_TRY_CTX(handler_.on_spawn(p, job), "job '" + job.name + "'");
 
-  sched::SequenceSpec spec;
-  spec.prompt = std::move(prompt);
-  spec.sampling = job.sampling;
-  spec.sampling.stop_strings.push_back(std::string(kToolCallClose));
-  spec.sampling.max_tokens = turn_max_tokens(slot);
-  spec.priority = job.priority;
-  spec.stop_at_end_of_generation = true;
-  spec.on_stop = sched::OnStop::pause;
   if (constrained_tool_calls_) {
     auto filter = make_tool_filter(p.tools);
     if (!filter.ok()) {
@@ -89,11 +150,28 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
       return std::move(filter).error().with_context("job '" + job.name + "'");
     }
     slot.tool_filter = *filter;
-    spec.token_filter = *filter;
   }
-  auto submitted = scheduler_->submit(std::move(spec));
+  if (journal_) {
+    // A process the journal cannot record is not started: it could not survive a restart.
+    const std::string workspace = workspace_of_ ? workspace_of_(p.pid) : std::string();
+    Status begun = journal_->begin_process(p.pid, journal_job(job, workspace, parent),
+                                           p.owner_uid, prompt);
+    if (!begun.ok()) {
+      handler_.on_exit(p);
+      return std::move(begun).error().with_context("job '" + job.name + "'");
+    }
+    slot.journaled = static_cast<int64_t>(prompt.size());
+  }
+  slot.turn_start = prompt.size();
+  const int max_tokens = turn_max_tokens(slot);
+  auto submitted = scheduler_->submit(sequence_spec(slot, std::move(prompt), max_tokens));
   if (!submitted.ok()) {
     handler_.on_exit(p);  // undo on_spawn: the process never ran
+    if (journal_) {
+      p.exit = ExitStatus{ExitReason::error, "", submitted.error().message()};
+      p.set_state(ProcessState::exited, Clock::now());
+      (void)journal_->exit(p.pid, to_json(p).dump());
+    }
     return std::move(submitted).error().with_context("job '" + job.name + "'");
   }
   slot.sequence = *submitted;
@@ -102,7 +180,8 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
   p.set_state(ProcessState::ready, Clock::now());
   by_sequence_[slot.sequence] = p.pid;
   const Pid pid = p.pid;
-  slots_.emplace(pid, std::move(slot));
+  Slot& stored = slots_.emplace(pid, std::move(slot)).first->second;
+  journal_state(stored);
   return pid;
 }
 
@@ -127,8 +206,25 @@ AgentLoop::Slot* AgentLoop::slot_for(sched::SequenceId id) {
 void AgentLoop::exit(Slot& s, ExitReason reason, std::string answer, std::string error) {
   Process& p = s.process;
   if (p.exit) return;
+  if (journal_ && s.sequence != 0) {
+    // The last tokens first: the journal takes nothing for a process after its exit.
+    size_t held = 0;
+    auto tail = journal_tail(s, /*hold_back=*/false, held);
+    Status st = !tail.ok() ? Status(tail.error())
+                           : tail->empty() ? ok_status() : journal_->append_tokens(p.pid, *tail);
+    if (!st.ok())
+      log::warn("kernel", "process ", p.pid, ": its last tokens were not journaled: ",
+                st.error().message());
+  }
   p.exit = ExitStatus{reason, std::move(answer), std::move(error)};
   p.set_state(ProcessState::exited, Clock::now());
+  if (journal_) {
+    // The whole record, so a restarted daemon still answers `wait` for it. A refused write
+    // leaves the process live in the journal: a restart would revive it, and it would find its
+    // recorded results and end the same way.
+    if (Status st = journal_->exit(p.pid, to_json(p).dump()); !st.ok())
+      log::warn("kernel", "process ", p.pid, ": its exit was not journaled: ", st.error().message());
+  }
   s.waiting = 0;  // a completion still on its way is dropped
   p.blocked_on.clear();
   by_sequence_.erase(s.sequence);
@@ -155,7 +251,11 @@ void AgentLoop::on_token(sched::SequenceId id, const llm::SampleResult&,
   // tokens); what a process outputs is valid UTF-8.
   const std::string text = sanitize_utf8(raw_text);
   Process& p = s->process;
-  if (p.state == ProcessState::ready) p.set_state(ProcessState::running, Clock::now());
+  if (p.state == ProcessState::ready) {
+    p.set_state(ProcessState::running, Clock::now());
+    journal_state(*s);
+  }
+  s->dirty = true;
   ++p.accounting.generated_tokens;
   s->turn_text += text;
   if (!text.empty() && callbacks_.on_text) callbacks_.on_text(p.pid, text);
@@ -186,6 +286,17 @@ void AgentLoop::serve_tool_call(Slot& s) {
   const auto now = Clock::now();
   p.set_state(ProcessState::blocked, now);
   if (callbacks_.on_text) callbacks_.on_text(p.pid, kToolCallClose);
+  // The call's own tokens are committed before it runs: after a restart the journal then shows
+  // a call that may have run (no recorded result), never one it forgot (which would run twice).
+  if (!commit_slot(s, /*hold_back=*/false)) return;
+  journal_state(s);
+  if (auto call = extract_tool_call(s.turn_text); call.ok()) {
+    s.call_name = call->name;
+    s.call_arguments = call->arguments.dump();
+  } else {
+    s.call_name.clear();
+    s.call_arguments.clear();
+  }
   ToolOutcome outcome = execute_tool_call(p, s.turn_text, handler_);
   switch (outcome.kind) {
     case ToolOutcome::Kind::exit:
@@ -243,31 +354,326 @@ void AgentLoop::resume_turn(Slot& s, const std::string& tool_result) {
     exit(s, ExitReason::budget_tokens, trim(s.turn_text));
     return;
   }
-  auto text = tool_message_text(family_, tool_result);
-  if (!text.ok()) {
-    exit(s, ExitReason::error, "", text.error().message());
-    return;
+  // The result is recorded before its tool message enters the context: a revived process that
+  // finds it is given it again instead of making the call again.
+  if (journal_) {
+    Status st = journal_->record_tool_result(p.pid, s.calls, s.call_name, s.call_arguments,
+                                             tool_result);
+    if (!st.ok()) {
+      exit(s, ExitReason::error, trim(s.turn_text),
+           "the process journal could not record its call's result: " + st.error().message());
+      return;
+    }
   }
-  auto tokens = tokenizer_.encode(*text, /*add_bos=*/false, /*parse_special=*/true);
+  ++s.calls;
+  auto tokens = tool_message_tokens(tool_result);
   if (!tokens.ok()) {
-    exit(s, ExitReason::error, "", "tool message: " + tokens.error().message());
+    exit(s, ExitReason::error, "", tokens.error().message());
     return;
   }
-  sched::Continuation next;
-  next.appended = std::move(*tokens);
   llm::SamplingParams sampling = p.sampling;
   sampling.stop_strings.push_back(std::string(kToolCallClose));
   sampling.max_tokens = turn_max_tokens(s);
-  next.sampling = sampling;
-  const int64_t appended = static_cast<int64_t>(next.appended.size());
-  if (Status st = scheduler_->resume(s.sequence, std::move(next)); !st.ok()) {
-    exit(s, ExitReason::error, "", "resume after a tool call: " + st.error().message());
-    return;
+  const int64_t appended = static_cast<int64_t>(tokens->size());
+  if (s.sequence == 0) {
+    // A revived process that had no sequence while its call was served.
+    std::vector<int32_t> prompt = std::move(s.pending_prompt);
+    s.pending_prompt.clear();
+    prompt.insert(prompt.end(), tokens->begin(), tokens->end());
+    s.turn_start = prompt.size();
+    auto submitted = scheduler_->submit(sequence_spec(s, std::move(prompt), sampling.max_tokens));
+    if (!submitted.ok()) {
+      exit(s, ExitReason::error, "", "resume after a tool call: " + submitted.error().message());
+      return;
+    }
+    s.sequence = *submitted;
+    by_sequence_[s.sequence] = p.pid;
+  } else {
+    auto info = scheduler_->info(s.sequence);
+    const size_t before = info.ok() ? static_cast<size_t>(info->context_tokens) : 0;
+    sched::Continuation next;
+    next.appended = std::move(*tokens);
+    next.sampling = sampling;
+    if (Status st = scheduler_->resume(s.sequence, std::move(next)); !st.ok()) {
+      exit(s, ExitReason::error, "", "resume after a tool call: " + st.error().message());
+      return;
+    }
+    s.turn_start = before + static_cast<size_t>(appended);
   }
+  s.dirty = true;
   p.accounting.prompt_tokens += appended;
   ++p.accounting.turns;
   s.turn_text.clear();
   p.set_state(ProcessState::ready, Clock::now());
+  journal_state(s);
+}
+
+void AgentLoop::journal_state(Slot& s) {
+  if (!journal_ || s.process.exit || s.journal_state == s.process.state) return;
+  // The state is for people (icamctl mem); revival reads the transcript and results, not it.
+  if (Status st = journal_->set_state(s.process.pid, process_state_name(s.process.state));
+      !st.ok()) {
+    log::warn("kernel", "process ", s.process.pid, ": state not journaled: ", st.error().message());
+    return;
+  }
+  s.journal_state = s.process.state;
+}
+
+Result<std::vector<int32_t>> AgentLoop::journal_tail(const Slot& s, bool hold_back,
+                                                     size_t& held) const {
+  held = 0;
+  std::vector<int32_t> context = ICAM_TRY(scheduler_->context(s.sequence));
+  const size_t journaled = static_cast<size_t>(s.journaled);
+  if (context.size() < journaled)
+    return make_error(Errc::internal, "process ", s.process.pid, ": its context (",
+                      context.size(), " tokens) is shorter than its journal (", journaled, ")");
+  if (hold_back)
+    held = held_back_tokens(tokenizer_, context, std::max(journaled, s.turn_start));
+  return std::vector<int32_t>(context.begin() + static_cast<std::ptrdiff_t>(journaled),
+                              context.end() - static_cast<std::ptrdiff_t>(held));
+}
+
+bool AgentLoop::commit_slot(Slot& s, bool hold_back) {
+  if (!journal_ || s.process.exit || s.sequence == 0) return true;
+  size_t held = 0;
+  auto tail = journal_tail(s, hold_back, held);
+  Status st = !tail.ok() ? Status(tail.error())
+                         : tail->empty() ? ok_status() : journal_->append_tokens(s.process.pid, *tail);
+  if (!st.ok()) {
+    exit(s, ExitReason::error, trim(s.turn_text),
+         "the process journal could not record its tokens: " + st.error().message());
+    return false;
+  }
+  s.journaled += static_cast<int64_t>(tail->size());
+  s.dirty = held > 0;
+  return true;
+}
+
+Status AgentLoop::commit_journal() {
+  if (!journal_) return ok_status();
+  std::vector<Slot*> who;
+  std::vector<std::vector<int32_t>> tails;
+  std::vector<size_t> helds;
+  for (auto& [pid, s] : slots_) {
+    if (!s.dirty || s.process.exit || s.sequence == 0) continue;
+    size_t held = 0;
+    auto tail = journal_tail(s, /*hold_back=*/true, held);
+    if (!tail.ok()) {
+      exit(s, ExitReason::error, trim(s.turn_text), tail.error().message());
+      continue;
+    }
+    if (tail->empty()) {
+      s.dirty = held > 0;
+      continue;
+    }
+    who.push_back(&s);
+    tails.push_back(std::move(*tail));
+    helds.push_back(held);
+  }
+  if (who.empty()) return ok_status();
+  std::vector<memory::StepAppend> step;
+  for (size_t i = 0; i < who.size(); ++i) step.push_back({who[i]->process.pid, tails[i], {}});
+  Status st = journal_->append_step(step);
+  if (!st.ok()) {
+    // Nothing of this step is committed, and a process whose tokens the journal refuses could
+    // not be revived where it is: it ends now, saying why, rather than run on uncommitted.
+    const std::string message =
+        "the process journal could not record its tokens: " + st.error().message();
+    for (Slot* s : who) exit(*s, ExitReason::error, trim(s->turn_text), message);
+    return st;
+  }
+  for (size_t i = 0; i < who.size(); ++i) {
+    who[i]->journaled += static_cast<int64_t>(tails[i].size());
+    who[i]->dirty = helds[i] > 0;
+  }
+  return ok_status();
+}
+
+Status AgentLoop::commit_process(Pid pid) {
+  auto it = slots_.find(pid);
+  if (it == slots_.end()) return make_error(Errc::not_found, "no process ", pid);
+  if (it->second.process.exit) return ok_status();
+  if (!commit_slot(it->second, /*hold_back=*/true))
+    return make_error(Errc::io, "process ", pid, ": ", it->second.process.exit->error);
+  return ok_status();
+}
+
+Result<Pid> AgentLoop::revive(Revival r) {
+  if (!scheduler_) return make_error(Errc::internal, "agent loop: no scheduler attached");
+  const JobSpec& job = r.job;
+  const std::string what =
+      r.pid != 0 ? str_cat("process ", r.pid, " ('", job.name, "')") : "job '" + job.name + "'";
+  const std::vector<int32_t> prompt = ICAM_TRY_CTX(render_prompt(job), what);
+  const std::vector<int32_t>& t = r.transcript;
+  if (t.size() < prompt.size() || !std::equal(prompt.begin(), prompt.end(), t.begin()))
+    return make_error(Errc::invalid_argument, what,
+                      ": its transcript does not begin with its job's prompt (another model or "
+                      "tokenizer?)");
+
+  // Each turn's sampled tokens end where its call's result was recorded (at_token); the call's
+  // tool message follows. The last result's message may be missing (the kernel stopped between
+  // recording it and committing the message): it is appended now.
+  size_t pos = prompt.size();
+  int64_t generated = 0;
+  int64_t appended = 0;
+  int turns = 1;
+  std::vector<int32_t> missing;
+  for (size_t i = 0; i < r.tool_results.size(); ++i) {
+    const memory::JournalToolResult& result = r.tool_results[i];
+    if (result.call_index != static_cast<int64_t>(i) || result.at_token < static_cast<int64_t>(pos) ||
+        result.at_token > static_cast<int64_t>(t.size()))
+      return make_error(Errc::corrupt, what, ": tool result ", i, " does not fit its transcript");
+    std::vector<int32_t> message = ICAM_TRY_CTX(tool_message_tokens(result.result), what);
+    const size_t at = static_cast<size_t>(result.at_token);
+    generated += static_cast<int64_t>(at - pos);
+    appended += static_cast<int64_t>(message.size());
+    ++turns;
+    if (at == t.size() && i + 1 == r.tool_results.size()) {
+      missing = std::move(message);
+      pos = at;
+      break;
+    }
+    if (at + message.size() > t.size() ||
+        !std::equal(message.begin(), message.end(), t.begin() + static_cast<std::ptrdiff_t>(at)))
+      return make_error(Errc::corrupt, what, ": the tool message of call ", i,
+                        " is not where its result says");
+    pos = at + message.size();
+  }
+  const std::vector<int32_t> turn(t.begin() + static_cast<std::ptrdiff_t>(pos), t.end());
+  generated += static_cast<int64_t>(turn.size());
+
+  Slot slot;
+  Process& p = slot.process;
+  p.pid = r.pid != 0 ? r.pid : next_pid_;
+  p.name = job.name;
+  p.owner_uid = r.owner_uid;
+  p.priority = job.priority;
+  p.budgets = job.budgets;
+  p.tools = job.tools;
+  p.sampling = job.sampling;
+  // The wall-clock budget counts again from here: the time the kernel was down is not the
+  // process's.
+  p.started = p.state_since = Clock::now();
+  p.accounting.prompt_tokens = static_cast<int64_t>(prompt.size()) + appended;
+  p.accounting.generated_tokens = generated;
+  p.accounting.syscalls = static_cast<int64_t>(r.tool_results.size());
+  p.accounting.turns = turns;
+  slot.calls = static_cast<int64_t>(r.tool_results.size());
+  slot.turn_text = sanitize_utf8(tokenizer_.decode(turn));
+  const size_t close = slot.turn_text.find(kToolCallClose);
+  const bool unanswered_call = missing.empty() && close != std::string::npos;
+  if (unanswered_call) slot.turn_text.resize(close);
+
+  ICAM_TRY_CTX(handler_.on_spawn(p, job), what);
+  auto undo = [&](Error error) {
+    handler_.on_exit(p);
+    return std::move(error).with_context(what);
+  };
+  if (constrained_tool_calls_) {
+    auto filter = make_tool_filter(p.tools);
+    if (!filter.ok()) return undo(std::move(filter).error());
+    slot.tool_filter = *filter;
+    // The filter has seen what the model wrote in this turn, so a half-written call goes on
+    // under the grammar.
+    for (int32_t token : turn) slot.tool_filter->accept(token);
+  }
+  if (journal_ && !r.journaled) {
+    const std::string workspace = workspace_of_ ? workspace_of_(p.pid) : std::string();
+    Status st = journal_->begin_process(p.pid, journal_job(job, workspace, 0), p.owner_uid, t);
+    for (size_t i = 0; st.ok() && i < r.tool_results.size(); ++i) {
+      const memory::JournalToolResult& result = r.tool_results[i];
+      st = journal_->record_tool_result(p.pid, static_cast<int64_t>(i), result.name,
+                                        result.arguments, result.result, result.at_token);
+    }
+    if (!st.ok()) return undo(std::move(st).error());
+  }
+  slot.journaled = static_cast<int64_t>(t.size());
+
+  // What comes next: a new turn after the missing tool message, the unanswered call served, an
+  // ended turn (its end was committed, its exit was not), or the turn continued.
+  std::optional<std::pair<ExitReason, std::string>> ended;
+  std::vector<int32_t> sequence_prompt;
+  int max_tokens = 0;
+  if (!missing.empty()) {
+    sequence_prompt = t;
+    sequence_prompt.insert(sequence_prompt.end(), missing.begin(), missing.end());
+    slot.turn_start = sequence_prompt.size();
+    max_tokens = turn_max_tokens(slot);
+    if (max_tokens <= 0) ended.emplace(ExitReason::budget_tokens, "");
+  } else if (unanswered_call) {
+    slot.pending_prompt = t;
+    slot.turn_start = t.size();
+  } else {
+    const int64_t before_turn = generated - static_cast<int64_t>(turn.size());
+    const int64_t turn_max = std::clamp<int64_t>(p.budgets.tokens - before_turn, 0,
+                                                 p.sampling.max_tokens);
+    const int64_t remaining = turn_max - static_cast<int64_t>(turn.size());
+    const auto& stops = p.sampling.stop_tokens;
+    const bool stopped =
+        !turn.empty() && (tokenizer_.is_end_of_generation(turn.back()) ||
+                          std::find(stops.begin(), stops.end(), turn.back()) != stops.end());
+    if (stopped) {
+      ended.emplace(ExitReason::completed, trim(slot.turn_text));
+    } else if (remaining <= 0) {
+      ended.emplace(generated >= p.budgets.tokens ? ExitReason::budget_tokens
+                                                  : ExitReason::completed,
+                    trim(slot.turn_text));
+    } else {
+      sequence_prompt = t;
+      slot.turn_start = t.size() - turn.size();
+      max_tokens = static_cast<int>(remaining);
+    }
+  }
+  if (!ended && !unanswered_call) {
+    auto submitted = scheduler_->submit(sequence_spec(slot, std::move(sequence_prompt), max_tokens));
+    if (!submitted.ok()) {
+      if (journal_ && !r.journaled) {
+        p.exit = ExitStatus{ExitReason::error, "", submitted.error().message()};
+        p.set_state(ProcessState::exited, Clock::now());
+        (void)journal_->exit(p.pid, to_json(p).dump());
+      }
+      return undo(std::move(submitted).error());
+    }
+    slot.sequence = *submitted;
+  }
+
+  next_pid_ = std::max(next_pid_, p.pid + 1);
+  p.set_state(unanswered_call ? ProcessState::blocked : ProcessState::ready, Clock::now());
+  const Pid pid = p.pid;
+  if (slot.sequence != 0) by_sequence_[slot.sequence] = pid;
+  Slot& s = slots_.emplace(pid, std::move(slot)).first->second;
+  s.dirty = true;
+  journal_state(s);
+  if (ended) {
+    exit(s, ended->first, ended->second);
+  } else if (unanswered_call) {
+    serve_unanswered_call(s);
+  }
+  return pid;
+}
+
+void AgentLoop::serve_unanswered_call(Slot& s) {
+  Process& p = s.process;
+  auto call = extract_tool_call(s.turn_text);
+  const syscalls::SyscallSpec* spec = call.ok() ? syscalls::find_syscall(call->name) : nullptr;
+  const bool listed =
+      call.ok() && std::find(p.tools.begin(), p.tools.end(), call->name) != p.tools.end();
+  if (!spec || !listed || call->name == kToolProcExit || spec->idempotent) {
+    // Safe to serve again: nothing happened, it changes nothing more, or it ends the process.
+    serve_tool_call(s);
+    return;
+  }
+  // It may have run, and running it again could apply it twice: the model hears that its
+  // outcome is unknown (the audit log marks its intent outcome_unknown on recovery).
+  ++p.accounting.syscalls;
+  s.call_name = call->name;
+  s.call_arguments = call->arguments.dump();
+  if (callbacks_.on_text) callbacks_.on_text(p.pid, kToolCallClose);
+  resume_turn(s, tool_result_text(make_error(
+                     Errc::unavailable, call->name,
+                     ": outcome unknown: the kernel stopped while this call was being served; it "
+                     "was not run again because it is not idempotent, and it may or may not have "
+                     "taken effect")));
 }
 
 void AgentLoop::on_finish(sched::SequenceId id, sched::FinishReason reason) {
@@ -342,7 +748,10 @@ std::vector<Pid> AgentLoop::pids() const {
 }
 
 size_t AgentLoop::live_processes() const {
-  return by_sequence_.size();
+  size_t n = 0;  // a revived process may have no sequence while its call is served
+  for (const auto& [pid, s] : slots_)
+    if (!s.process.exit) ++n;
+  return n;
 }
 
 }  // namespace icam::kernel

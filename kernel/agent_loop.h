@@ -20,8 +20,19 @@
 // When a process exits its sequence is released at once, so its KV pages go back to the pool, and
 // its live children are cancelled (their capabilities were derived from its, which are revoked).
 // Many processes share the scheduler, so every step batches all of them (continuous batching).
+//
+// The process journal (memory/process_journal.h), when set: every process is begun in it with its
+// job, owner and prompt at spawn; commit_journal() (the kernel calls it after each engine step)
+// appends, in one transaction, what every process's context gained; before a tool call is served
+// the call's own tokens are committed, and its result is recorded (call indexes 0, 1, 2... per
+// process) before the tool message goes into the context; state changes and the exit (its record
+// as JSON) are written as they happen. A token is committed only once its step's append returned;
+// a failed append ends the processes it held with ExitReason::error, since the kernel cannot
+// promise they would survive a restart. revive() rebuilds a process from what the journal holds
+// (a restarted kernel, or a checkpoint restored as a new process).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -38,6 +49,7 @@
 #include "kernel/process.h"
 #include "kernel/tool_call.h"
 #include "kernel/tool_call_filter.h"
+#include "memory/process_journal.h"
 #include "sched/events.h"
 #include "sched/scheduler.h"
 
@@ -96,6 +108,42 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   // Ends every live process with ExitReason::error and `message` (after a failed engine step).
   void fail_all(const std::string& message);
 
+  // Journals every process from now on (see the header comment); `journal` must outlive the loop.
+  // `workspace_of` gives a live process's workspace ("" when none), which is pinned in the
+  // journaled job so that a revived process finds its files again.
+  void set_journal(memory::ProcessJournal* journal,
+                   std::function<std::string(Pid)> workspace_of);
+  // Numbers new processes from `pid` on (a restarted kernel continues after the journal's).
+  void set_next_pid(Pid pid) { next_pid_ = std::max(next_pid_, pid); }
+  // Appends what every process's context gained since the last commit, in one transaction. A
+  // trailing run of tokens that may be the start of "</tool_call>" is held back (committed with
+  // the tokens after it): the scheduler's stop matcher holds that text back too, and a process
+  // revived after it would not see the stop string complete. On failure the processes concerned
+  // are ended (ExitReason::error) and the error is returned.
+  Status commit_journal();
+  // Commits one live process's context now (before a checkpoint). Nothing to do for an exited one.
+  Status commit_process(Pid pid);
+
+  // What revive() rebuilds a process from.
+  struct Revival {
+    Pid pid = 0;  // 0: a new pid (a restored checkpoint); else the journaled process's own
+    JobSpec job;
+    uint32_t owner_uid = 0;
+    std::vector<int32_t> transcript;  // every committed token: the prompt first
+    std::vector<memory::JournalToolResult> tool_results;  // by call index, from 0
+    bool journaled = false;  // the journal holds it already; else it is begun there now
+  };
+  // Re-creates a process from its transcript: capabilities granted again from its job (on_spawn),
+  // the context submitted as the prompt (its KV pages come back from the page store by hash when
+  // the scheduler has one), and the turn it was in continued from its last committed token, with
+  // the tool-call filter primed with the turn's tokens so a half-written call goes on under the
+  // grammar. A call whose result is recorded is answered with it (never run twice); a call with
+  // no recorded result is run again when its syscall is idempotent, and otherwise answered with an
+  // error saying its outcome is unknown. Errors (nothing is created): the transcript does not
+  // begin with the job's prompt (another model or tokenizer), its tool results do not match it,
+  // or the scheduler refuses it.
+  Result<Pid> revive(Revival revival);
+
   // Forgets an exited process (its record is no longer needed: the daemon keeps its own copy).
   // not_found for an unknown pid; invalid_argument for a live one.
   Status reap(Pid pid);
@@ -125,6 +173,17 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
     std::string turn_text;  // final text of the current turn
     CallTicket waiting = 0;  // the pending call the process is blocked on; 0 when none
     std::shared_ptr<ToolCallFilter> tool_filter;  // null when tool calls are unconstrained
+    // Journal bookkeeping.
+    int64_t journaled = 0;     // context tokens committed
+    bool dirty = false;        // the context may have grown since the last commit
+    size_t turn_start = 0;     // context index of the current turn's first sampled token
+    int64_t calls = 0;         // tool results given so far: the next call's index
+    std::string call_name;     // the call being served, for its journal record
+    std::string call_arguments;
+    ProcessState journal_state = ProcessState::new_;
+    // A revived process whose first act is to finish serving a call has no sequence until the
+    // call's result is known: its context is here, and resume_turn() submits it with the result.
+    std::vector<int32_t> pending_prompt;
   };
 
   Slot* slot_for(sched::SequenceId id);
@@ -137,6 +196,21 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   // Appends `tool_result` as a tool message and resumes the turn (or ends the process when that
   // is impossible or its token budget is spent).
   void resume_turn(Slot& s, const std::string& tool_result);
+  // The prompt of `job` as token ids.
+  Result<std::vector<int32_t>> render_prompt(const JobSpec& job);
+  // The sequence spec every turn of a process is submitted with (a filter is added when
+  // constrained tool calls are on).
+  sched::SequenceSpec sequence_spec(const Slot& s, std::vector<int32_t> prompt, int max_tokens) const;
+  // The tool message carrying `tool_result` as token ids.
+  Result<std::vector<int32_t>> tool_message_tokens(const std::string& tool_result) const;
+  // The uncommitted tail of a live process's context: `held` is how many trailing tokens were
+  // held back (see commit_journal).
+  Result<std::vector<int32_t>> journal_tail(const Slot& s, bool hold_back, size_t& held) const;
+  // Commits one process's tail now; false (and the process ended) when the journal refused it.
+  bool commit_slot(Slot& s, bool hold_back);
+  void journal_state(Slot& s);
+  // Serves the call a revived process was making when its kernel stopped (no recorded result).
+  void serve_unanswered_call(Slot& s);
 
   const llm::Tokenizer& tokenizer_;
   llm::ChatFamily family_;
@@ -149,6 +223,8 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   std::shared_ptr<CompletionQueue> completions_ = std::make_shared<CompletionQueue>();
   uint64_t dropped_completions_ = 0;
   Pid next_pid_ = 1;
+  memory::ProcessJournal* journal_ = nullptr;
+  std::function<std::string(Pid)> workspace_of_;
   std::map<Pid, Slot> slots_;
   std::map<sched::SequenceId, Pid> by_sequence_;  // live processes only
 };

@@ -1,5 +1,7 @@
 #include "kernel/job.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -38,6 +40,79 @@ Result<int64_t> get_int(const json& v, std::string_view source, std::string_view
   const int64_t n = v.get<int64_t>();
   if (n < min || n > max) return bad(source, path, what);
   return n;
+}
+
+bool plain_name(std::string_view name, bool allow_dot) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' &&
+        !(allow_dot && c == '.'))
+      return false;
+  return true;
+}
+
+// An array of strings, each checked by `check` (which returns an error text or "").
+template <typename Check>
+Result<std::vector<std::string>> get_strings(const json& v, std::string_view source,
+                                             const std::string& path, size_t max_items,
+                                             size_t max_bytes, Check check) {
+  if (!v.is_array()) return bad(source, path, "expected an array of strings");
+  if (v.size() > max_items) return bad(source, path, str_cat("more than ", max_items, " items"));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string ipath = str_cat(path, "/", i);
+    std::string item = ICAM_TRY(get_string(v[i], source, ipath, false, max_bytes));
+    if (std::string why = check(item); !why.empty()) return bad(source, ipath, why);
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
+Result<DriverSpec> driver_from_json(const json& v, std::string_view source,
+                                    const std::string& path) {
+  if (!v.is_object()) return bad(source, path, "expected an object with \"name\" and \"command\"");
+  DriverSpec d;
+  bool have_name = false, have_command = false;
+  for (const auto& [key, value] : v.items()) {
+    const std::string kpath = path + "/" + key;
+    if (key == "name") {
+      d.name = ICAM_TRY(get_string(value, source, kpath, false, 64));
+      if (!plain_name(d.name, false))
+        return bad(source, kpath, "a driver name is letters, digits, '_' and '-'");
+      have_name = true;
+    } else if (key == "command") {
+      d.command = ICAM_TRY(get_strings(value, source, kpath, 256, 4096,
+                                       [](const std::string&) { return std::string(); }));
+      if (d.command.empty())
+        return bad(source, kpath, "expected the program and its arguments (at least one string)");
+      if (d.command[0].front() != '/')
+        return bad(source, kpath + "/0", "the program must be an absolute path");
+      have_command = true;
+    } else if (key == "tools") {
+      std::set<std::string> seen;
+      d.tools = ICAM_TRY(get_strings(value, source, kpath, 256, 128, [&](const std::string& t) {
+        return seen.insert(t).second ? std::string() : str_cat("tool '", t, "' listed twice");
+      }));
+      if (d.tools.empty())
+        return bad(source, kpath, "empty; leave \"tools\" out to allow every tool of the driver");
+    } else if (key == "read_only") {
+      d.read_only = ICAM_TRY(get_strings(value, source, kpath, 64, 4096, [](const std::string& p) {
+        return p.front() == '/' ? std::string() : std::string("expected an absolute path");
+      }));
+    } else if (key == "net") {
+      if (!value.is_boolean()) return bad(source, kpath, "expected true or false");
+      d.net = value.get<bool>();
+    } else if (key == "timeout_ms") {
+      d.timeout_ms =
+          ICAM_TRY(get_int(value, source, kpath, 1, 600000, "expected an integer from 1 to 600000"));
+    } else {
+      return bad(source, kpath,
+                 "unknown key (known: name, command, tools, read_only, net, timeout_ms)");
+    }
+  }
+  if (!have_name) return bad(source, path + "/name", "missing");
+  if (!have_command) return bad(source, path + "/command", "missing");
+  return d;
 }
 
 }  // namespace
@@ -139,6 +214,18 @@ Result<JobSpec> job_from_json(const json& j, std::string_view source) {
           return bad(source, cpath, str_cat("capability '", text, "' listed twice"));
         job.capabilities.push_back(std::move(text));
       }
+    } else if (key == "drivers") {
+      if (!v.is_array()) return bad(source, path, "expected an array of driver objects");
+      if (v.size() > kMaxJobDrivers)
+        return bad(source, path, str_cat("more than ", kMaxJobDrivers, " drivers"));
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string dpath = str_cat(path, "/", i);
+        DriverSpec d = ICAM_TRY(driver_from_json(v[i], source, dpath));
+        for (const auto& other : job.drivers)
+          if (other.name == d.name)
+            return bad(source, dpath + "/name", str_cat("driver '", d.name, "' declared twice"));
+        job.drivers.push_back(std::move(d));
+      }
     } else if (key == "workspace") {
       // "" is the default (to_json writes it), so a job survives a round trip.
       job.workspace = ICAM_TRY(get_string(v, source, path, true, 4096));
@@ -149,6 +236,11 @@ Result<JobSpec> job_from_json(const json& j, std::string_view source) {
     }
   }
   if (!have_task) return bad(source, "/task", "missing (the task for the agent is required)");
+  // A declared driver is reached only through tool.call; declaring one without it is a mistake.
+  if (!job.drivers.empty() &&
+      std::find(job.tools.begin(), job.tools.end(), kToolCall) == job.tools.end())
+    return bad(source, "/drivers",
+               "external drivers are called with tool.call, which /tools does not list");
   return job;
 }
 
@@ -175,6 +267,8 @@ Result<JobSpec> load_job_file(const std::string& path) {
 nlohmann::json to_json(const JobSpec& job) {
   json history = json::array();
   for (const auto& m : job.history) history.push_back({{"role", m.role}, {"content", m.content}});
+  json drivers = json::array();
+  for (const auto& d : job.drivers) drivers.push_back(to_json(d));
   return json{{"name", job.name},
               {"system", job.system},
               {"task", job.task},
@@ -188,7 +282,15 @@ nlohmann::json to_json(const JobSpec& job) {
                 {"syscalls", job.budgets.syscalls}}},
               {"tools", job.tools},
               {"capabilities", job.capabilities},
-              {"workspace", job.workspace}};
+              {"workspace", job.workspace},
+              {"drivers", std::move(drivers)}};
+}
+
+nlohmann::json to_json(const DriverSpec& d) {
+  json entry = {{"name", d.name}, {"command", d.command}, {"read_only", d.read_only},
+                {"net", d.net},   {"timeout_ms", d.timeout_ms}};
+  if (!d.tools.empty()) entry["tools"] = d.tools;  // absent = every tool
+  return entry;
 }
 
 }  // namespace icam::kernel

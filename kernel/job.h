@@ -30,6 +30,28 @@ struct Budgets {
 inline constexpr std::string_view kToolProcExit = "proc.exit";
 bool is_known_tool(std::string_view name);
 
+// An external driver the job declares: an MCP server (or any program speaking the driver ABI,
+// docs/drivers.md) that the process reaches through tool.call. Started in the same sandbox as the
+// built-in drivers when the process is spawned (to list its tools for the model), kept warm,
+// restarted if it died, stopped when the process exits.
+struct DriverSpec {
+  std::string name;  // [A-Za-z0-9_-]+, 1..64 bytes, unique in the job (no '.': see capability.h)
+  // The program (an absolute path, which an exec: capability of the process must allow) and its
+  // arguments.
+  std::vector<std::string> command;
+  // The tools the process may call, each one the driver must list; empty: every tool it lists.
+  std::vector<std::string> tools;
+  // Extra absolute paths the driver may read (a script, its data), bound read-only.
+  std::vector<std::string> read_only;
+  // Network for the driver; needs the capability net:*:* (the sandbox cannot filter by host).
+  bool net = false;
+  // How long one call may take before the driver is killed.
+  int64_t timeout_ms = 30000;
+};
+
+inline constexpr size_t kMaxJobDrivers = 16;
+inline constexpr std::string_view kToolCall = "tool.call";
+
 struct JobSpec {
   std::string name = "job";      // a label for people; 1..128 bytes
   std::string system;            // system message; the tool instructions are appended to it
@@ -50,6 +72,8 @@ struct JobSpec {
   // The directory the process's files live in (fs.* paths are relative to it; the drivers run
   // there). Absolute. Empty: a per-process directory under the kernel's workspace root.
   std::string workspace;
+  // External drivers, reached with tool.call (which "tools" must then list).
+  std::vector<DriverSpec> drivers;
 };
 
 // "${workspace}": in a job's capability, the process's workspace directory.
@@ -66,5 +90,7 @@ Result<JobSpec> load_job_file(const std::string& path);
 
 // The job as JSON in the documented format (every field written).
 nlohmann::json to_json(const JobSpec& job);
+// One driver declaration as the job's "drivers" holds it.
+nlohmann::json to_json(const DriverSpec& driver);
 
 }  // namespace icam::kernel

@@ -1,9 +1,60 @@
 #include "kernel/kernel.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/log.h"
 #include "drivers/llm/engine/backend_factory.h"
 #include "memory/model_identity.h"
 
 namespace icam::kernel {
+namespace {
+
+// One kernel at a time writes a journal: two would number processes alike, and both would
+// revive the same processes (running their calls twice). The lock is an flock on a file beside
+// the journal, released by the kernel (or by the system when the daemon dies).
+Result<int> lock_journal(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ignored;
+    std::filesystem::create_directories(parent, ignored);
+  }
+  const std::string lock = path + ".lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return make_error(Errc::io, "process journal '", path, "': cannot open its lock file '", lock,
+                      "': ", std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK)
+      return make_error(Errc::unavailable, "process journal '", path,
+                        "' is in use by another kernel (is another icamd running on this home?)");
+    return make_error(Errc::io, "process journal '", path, "': cannot lock '", lock,
+                      "': ", std::strerror(err));
+  }
+  return fd;
+}
+
+// A process record for one that could not be revived.
+Process failed_record(const memory::JournalProcess& jp, const std::string& error) {
+  Process p;
+  p.pid = jp.pid;
+  p.owner_uid = jp.owner_uid;
+  const auto job = nlohmann::json::parse(jp.job, nullptr, false);
+  if (job.is_object() && job.contains("name") && job["name"].is_string())
+    p.name = job["name"].get<std::string>();
+  p.exit = ExitStatus{ExitReason::error, "", error};
+  p.state = ProcessState::exited;
+  return p;
+}
+
+}  // namespace
 
 KernelOptions kernel_options(const Config& config) {
   KernelOptions options;
@@ -16,6 +67,7 @@ KernelOptions kernel_options(const Config& config) {
   options.workspace_root = config.home + "/workspaces";
   options.archive_path = config.home + "/archive.db";  // made on the first mem.* call
   options.page_store_path = config.home + "/pages";
+  options.journal_path = config.home + "/journal.db";
   return options;
 }
 
@@ -44,6 +96,22 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
     handler = k->dispatcher_.get();
   }
   k->loop_ = std::make_unique<AgentLoop>(k->model_->tokenizer(), k->model_->chat_family(), handler);
+  if (!options.journal_path.empty()) {
+    // Opened before anything runs, so a damaged or locked journal stops the kernel at startup
+    // with an error naming the file, instead of failing processes later.
+    k->journal_lock_fd_ = ICAM_TRY(lock_journal(options.journal_path));
+    k->journal_ = ICAM_TRY_CTX(memory::ProcessJournal::open(options.journal_path),
+                               "process journal");
+    ICAM_TRY_CTX(k->journal_->check_writable(), "process journal");
+    const uint64_t max_pid = ICAM_TRY_CTX(k->journal_->max_pid(), "process journal");
+    k->loop_->set_next_pid(max_pid + 1);
+    if (options.resume_journaled)
+      k->to_resume_ = ICAM_TRY_CTX(k->journal_->live_processes(), "process journal");
+    Kernel* raw = k.get();
+    k->loop_->set_journal(k->journal_.get(), [raw](Pid pid) {
+      return raw->dispatcher_ ? raw->dispatcher_->workspace(pid).string() : std::string();
+    });
+  }
   std::unique_ptr<sched::Policy> policy = ICAM_TRY(sched::make_policy(options.policy));
   sched::SchedulerEvents* events = k->loop_.get();
   if (options.events_tap) {
@@ -71,6 +139,138 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
   return k;
 }
 
+Kernel::~Kernel() {
+  // As the members would go (see the header), with the journal after the loop that writes to it
+  // and its lock last.
+  scheduler_.reset();
+  page_store_.reset();
+  tap_.reset();
+  loop_.reset();
+  journal_.reset();
+  if (journal_lock_fd_ >= 0) ::close(journal_lock_fd_);
+}
+
+void Kernel::resume_journaled() {
+  std::vector<memory::JournalProcess> queue = std::move(to_resume_);
+  to_resume_.clear();
+  for (const memory::JournalProcess& jp : queue) {
+    Status st = resume_one(jp);
+    if (st.ok()) {
+      log::info("kernel", "process ", jp.pid, " resumed from the journal at token ",
+                jp.transcript.size(), " (", jp.tool_results.size(), " tool results recorded)");
+      resumed_.push_back(jp.pid);
+      continue;
+    }
+    // It cannot go on here; it ends, saying why, rather than stay live in the journal forever.
+    const std::string error = "not resumed after a restart: " + st.error().message();
+    log::error("kernel", "process ", jp.pid, ": ", error);
+    resume_errors_.push_back(str_cat("process ", jp.pid, ": ", error));
+    const Process record = failed_record(jp, error);
+    if (Status ex = journal_->exit(jp.pid, to_json(record).dump()); !ex.ok())
+      log::warn("kernel", "process ", jp.pid, ": its exit was not journaled: ", ex.error().message());
+    if (callbacks_.on_exit) callbacks_.on_exit(record);
+  }
+}
+
+Status Kernel::resume_one(const memory::JournalProcess& jp) {
+  const auto json = nlohmann::json::parse(jp.job, nullptr, false);
+  if (!json.is_object()) return make_error(Errc::corrupt, "its journaled job is not a JSON object");
+  if (json.contains("parent"))
+    return make_error(Errc::unsupported, "it is a child of process ", json["parent"].dump(),
+                      ", and children are not resumed (their capabilities derive from their "
+                      "parent's, which a restart does not keep)");
+  JobSpec job = ICAM_TRY(job_from_json(json, "its journaled job"));
+  if (!job.model.empty() && job.model != model_path_)
+    return make_error(Errc::unsupported, "it ran on model '", job.model, "', not '", model_path_,
+                      "'");
+  AgentLoop::Revival r;
+  r.pid = jp.pid;
+  r.job = std::move(job);
+  r.owner_uid = jp.owner_uid;
+  r.transcript = jp.transcript;
+  r.tool_results = jp.tool_results;
+  r.journaled = true;
+  ICAM_TRY(loop_->revive(std::move(r)));
+  return ok_status();
+}
+
+Result<memory::JournalCheckpoint> Kernel::checkpoint(Pid pid, const std::string& label) {
+  if (!journal_)
+    return make_error(Errc::unsupported, "this kernel keeps no process journal: no checkpoints");
+  if (loop_->process(pid)) ICAM_TRY(loop_->commit_process(pid));
+  const int64_t id = ICAM_TRY(journal_->checkpoint(pid, label));
+  const memory::JournalProcess jp = ICAM_TRY(journal_->load(pid));
+  for (const memory::JournalCheckpoint& c : jp.checkpoints)
+    if (c.id == id) return c;
+  return make_error(Errc::internal, "checkpoint ", id, " of process ", pid, " vanished");
+}
+
+Result<int64_t> Kernel::find_checkpoint(Pid pid, const std::string& label) const {
+  if (!journal_)
+    return make_error(Errc::unsupported, "this kernel keeps no process journal: no checkpoints");
+  return journal_->find_checkpoint(pid, label);
+}
+
+Result<Pid> Kernel::restore(int64_t checkpoint_id, std::optional<uint32_t> as_uid) {
+  if (!journal_)
+    return make_error(Errc::unsupported, "this kernel keeps no process journal: no checkpoints");
+  const uint64_t pid = ICAM_TRY(journal_->checkpoint_pid(checkpoint_id));
+  memory::JournalProcess jp = ICAM_TRY(journal_->load(pid));
+  // Another user's checkpoint does not exist for the caller (as their processes do not).
+  if (as_uid && *as_uid != 0 && *as_uid != jp.owner_uid)
+    return make_error(Errc::not_found, "no checkpoint ", checkpoint_id);
+  memory::JournalCheckpoint c = ICAM_TRY(journal_->restore(pid, checkpoint_id));
+  const auto json = nlohmann::json::parse(jp.job, nullptr, false);
+  if (!json.is_object())
+    return make_error(Errc::corrupt, "process ", pid, ": its journaled job is not a JSON object");
+  if (json.contains("parent"))
+    return make_error(Errc::unsupported, "process ", pid,
+                      " is a child process: its checkpoints cannot be restored on their own");
+  JobSpec job = ICAM_TRY(job_from_json(json, str_cat("the journaled job of process ", pid)));
+  if (!job.model.empty() && job.model != model_path_)
+    return make_error(Errc::unsupported, "process ", pid, " ran on model '", job.model,
+                      "', not the kernel's '", model_path_, "'");
+  AgentLoop::Revival r;
+  r.job = std::move(job);
+  r.owner_uid = jp.owner_uid;
+  r.transcript = std::move(c.transcript);
+  for (const memory::JournalToolResult& result : jp.tool_results)
+    if (result.call_index < c.tool_calls &&
+        result.at_token <= static_cast<int64_t>(r.transcript.size()))
+      r.tool_results.push_back(result);
+  r.journaled = false;
+  return loop_->revive(std::move(r));
+}
+
+std::vector<nlohmann::json> Kernel::resuming_records() const {
+  std::vector<nlohmann::json> out;
+  for (const memory::JournalProcess& jp : to_resume_) {
+    Process p = failed_record(jp, "");
+    p.exit.reset();
+    p.state = ProcessState::ready;
+    p.state_since = p.started = AgentLoop::Clock::now();
+    out.push_back(to_json(p));
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> Kernel::journaled_exits(size_t limit) const {
+  std::vector<nlohmann::json> out;
+  if (!journal_) return out;
+  auto records = journal_->exit_records(limit);
+  if (!records.ok()) {
+    log::warn("kernel", "exited processes not read from the journal: ", records.error().message());
+    return out;
+  }
+  for (const auto& [pid, text] : *records) {
+    auto record = nlohmann::json::parse(text, nullptr, false);
+    if (record.is_object() && record.contains("pid") && record.contains("owner_uid") &&
+        record.value("state", "") == "exited")
+      out.push_back(std::move(record));
+  }
+  return out;
+}
+
 std::vector<syscalls::ProvenanceEntry> Kernel::capabilities(Pid pid) const {
   if (!dispatcher_) return {};
   return dispatcher_->capabilities().provenance(pid, syscalls::unix_now());
@@ -94,6 +294,7 @@ std::string Kernel::pending_question(Pid pid) const {
 }
 
 Status Kernel::step() {
+  if (!to_resume_.empty()) resume_journaled();
   const auto now = AgentLoop::Clock::now();
   loop_->tick(now);  // pending calls past their deadline complete (timed out)
   loop_->deliver_completions();
@@ -101,11 +302,17 @@ Status Kernel::step() {
   if (!scheduler_->has_work()) return ok_status();
   Status st = scheduler_->step();
   if (!st.ok()) loop_->fail_all(st.error().message());
+  Status committed = loop_->commit_journal();
+  if (!committed.ok()) {
+    log::error("kernel", "journal commit failed; the step's processes were ended: ",
+               committed.error().message());
+    if (st.ok()) return committed;
+  }
   return st;
 }
 
 Status Kernel::run_until_idle(const AgentCallbacks& callbacks) {
-  loop_->set_callbacks(callbacks);
+  set_callbacks(callbacks);
   Status result = ok_status();
   // While every live process waits on a syscall, sleep until a completion arrives, at most this
   // long, so deadlines and wall-clock budgets are still enforced.
@@ -117,7 +324,7 @@ Status Kernel::run_until_idle(const AgentCallbacks& callbacks) {
     if (loop_->blocked_processes() == 0) break;
     loop_->completions().wait_for(kBlockedTick);
   }
-  loop_->set_callbacks({});
+  set_callbacks({});
   return result;
 }
 

@@ -20,6 +20,7 @@
 #include "kernel/job.h"
 #include "kernel/process.h"
 #include "kernel/syscall_dispatcher.h"
+#include "memory/process_journal.h"
 #include "sched/policy.h"
 #include "sched/scheduler.h"
 #include "syscalls/capability_store.h"
@@ -56,6 +57,15 @@ struct KernelOptions {
   // holds it, a bad directory) leaves the kernel without one: page_store_error() says why.
   std::string page_store_path;
   uint64_t page_store_bytes = 1ull << 30;  // the store's bound; the oldest pages leave first
+  // T2, the process journal (memory/process_journal.h; docs/memory.md): "" = none. Every process
+  // is recorded there as it runs (job, owner, committed tokens, tool results, state, exit). One
+  // kernel at a time uses a journal (a lock file beside it); one that cannot be opened, is
+  // locked, damaged or cannot be written fails create() with an error naming it.
+  std::string journal_path;
+  // Whether create() picks up the journal's live processes (a restarted icamd): the first step()
+  // revives each with its pid, owner, job and capabilities, from its last committed token.
+  // Off, the kernel only numbers its processes after the journal's.
+  bool resume_journaled = false;
 };
 
 // The options a configuration gives every kernel (icamd's, `icamctl run`'s embedded one, icamsh's):
@@ -74,14 +84,22 @@ class Kernel {
                     std::optional<uint32_t> owner_uid = std::nullopt);
 
   // Who hears streamed text and exits from step() and run_until_idle().
-  void set_callbacks(AgentCallbacks callbacks) { loop_->set_callbacks(std::move(callbacks)); }
+  void set_callbacks(AgentCallbacks callbacks) {
+    callbacks_ = callbacks;
+    loop_->set_callbacks(std::move(callbacks));
+  }
 
-  // Resumes processes whose blocking syscalls completed (or timed out), ends processes past their
-  // wall-clock budget, then runs one engine step if any process can make progress. A failed engine
-  // step ends every live process with ExitReason::error and is returned; the kernel stays usable.
+  // Revives the journal's live processes the first time (KernelOptions::resume_journaled), resumes
+  // processes whose blocking syscalls completed (or timed out), ends processes past their
+  // wall-clock budget, then runs one engine step if any process can make progress and commits
+  // what it produced to the journal. A failed engine step ends every live process with
+  // ExitReason::error and is returned; the kernel stays usable. A failed journal commit ends the
+  // processes of that step (ExitReason::error, saying why) and is returned.
   Status step();
   // True when step() would run the engine or resume a process.
-  bool has_work() const { return scheduler_->has_work() || !loop_->completions().empty(); }
+  bool has_work() const {
+    return !to_resume_.empty() || scheduler_->has_work() || !loop_->completions().empty();
+  }
   // Live processes blocked on a pending syscall.
   size_t blocked_processes() const { return loop_->blocked_processes(); }
   // Completions that arrived for processes no longer waiting for them (dropped).
@@ -98,8 +116,8 @@ class Kernel {
   Status answer_human(Pid pid, bool approved, const std::string& text);
   // The question `pid` waits on a person for; empty when none.
   std::string pending_question(Pid pid) const;
-  // Processes that have not exited.
-  size_t live_processes() const { return loop_->live_processes(); }
+  // Processes that have not exited (journaled ones not yet revived included).
+  size_t live_processes() const { return loop_->live_processes() + to_resume_.size(); }
 
   // Steps until no process can make progress, with `callbacks` set meanwhile. While every live
   // process is blocked on a syscall it waits for the completions (and enforces wall budgets).
@@ -126,13 +144,43 @@ class Kernel {
   const memory::PageStore* page_store() const { return page_store_.get(); }
   const std::string& page_store_error() const { return page_store_error_; }
 
+  // The process journal; null when none was configured.
+  memory::ProcessJournal* journal() { return journal_.get(); }
+  // Records `pid` (live or exited, journaled) as it is now under `label`, its context committed
+  // first. unsupported without a journal; not_found for a pid the journal does not know.
+  Result<memory::JournalCheckpoint> checkpoint(Pid pid, const std::string& label);
+  // The newest checkpoint of `pid` with `label`.
+  Result<int64_t> find_checkpoint(Pid pid, const std::string& label) const;
+  // Starts a NEW process from a checkpoint: the checkpointed process's job, owner and
+  // capabilities, its context the checkpoint's transcript prefix (with the tool results recorded
+  // by then, never run again), continuing from there. `as_uid`, when set and not root, must own
+  // the checkpointed process (otherwise the checkpoint does not exist for it: not_found).
+  Result<Pid> restore(int64_t checkpoint_id, std::optional<uint32_t> as_uid = std::nullopt);
+  // The exit records (kernel::to_json of the process) of the `limit` most recently exited
+  // journaled processes, oldest first: what a restarted daemon still answers wait and ps with.
+  std::vector<nlohmann::json> journaled_exits(size_t limit) const;
+  // Records (kernel::to_json) of the journal's live processes still to be revived by the first
+  // step, so a daemon knows them before its engine has run: `wait PID` works at once.
+  std::vector<nlohmann::json> resuming_records() const;
+  // Pids revived from the journal, and why others could not be (each then exited with an error).
+  const std::vector<Pid>& resumed() const { return resumed_; }
+  const std::vector<std::string>& resume_errors() const { return resume_errors_; }
+
  private:
   Kernel() = default;
+  void resume_journaled();
+  Status resume_one(const memory::JournalProcess& process);
   // Destroyed in reverse: the scheduler (which holds pages of the backend's pool) first, then the
   // loop, the backend, the model (whose weights the backend maps), and last the dispatcher the
   // loop calls (which stops the drivers of processes still alive).
   std::string model_path_;
   std::unique_ptr<SyscallDispatcher> dispatcher_;
+  std::unique_ptr<memory::ProcessJournal> journal_;  // outlives the loop that writes to it
+  int journal_lock_fd_ = -1;                          // held while the kernel lives
+  std::vector<memory::JournalProcess> to_resume_;
+  std::vector<Pid> resumed_;
+  std::vector<std::string> resume_errors_;
+  AgentCallbacks callbacks_;
   std::unique_ptr<llm::Model> model_;
   std::unique_ptr<llm::Backend> backend_;
   std::unique_ptr<AgentLoop> loop_;
@@ -140,6 +188,11 @@ class Kernel {
   std::unique_ptr<memory::PageStore> page_store_;  // outlives the scheduler that writes to it
   std::string page_store_error_;
   std::unique_ptr<sched::Scheduler> scheduler_;
+
+ public:
+  ~Kernel();
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
 };
 
 }  // namespace icam::kernel

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "kernel/audit/audit_record.h"
 #include "memory/archive_syscalls.h"
+#include "syscalls/arg_schema.h"
 #include "syscalls/capability.h"
 
 namespace icam::kernel {
@@ -61,7 +62,7 @@ bool needs_workspace(const JobSpec& job) {
     const SyscallSpec* spec = syscalls::find_syscall(t);
     if (spec && spec->server != Server::kernel) return true;
   }
-  return false;
+  return !job.drivers.empty();
 }
 
 // A fresh directory under `root` whose name starts with the pid: pids restart at 1 with every
@@ -186,6 +187,7 @@ Status SyscallDispatcher::on_spawn(Process& process, const JobSpec& job) {
     std::vector<std::string> derived;
     for (syscalls::TokenId id : ids) derived.push_back(store_->token(id)->capability.to_string());
     process.capabilities = std::move(derived);
+    ICAM_TRY(start_external_drivers(process, state, job));
     processes_[process.pid] = std::move(state);
     return ok_status();
   }
@@ -207,8 +209,112 @@ Status SyscallDispatcher::on_spawn(Process& process, const JobSpec& job) {
     granted.push_back(store_->token(*id)->capability.to_string());
   }
   process.capabilities = std::move(granted);
+  ICAM_TRY(start_external_drivers(process, state, job));
   processes_[process.pid] = std::move(state);
   return ok_status();
+}
+
+Status SyscallDispatcher::start_external_drivers(const Process& process, ProcessState& state,
+                                                 const JobSpec& job) {
+  if (job.drivers.empty()) return ok_status();
+  auto refuse = [&](Error error) -> Status {
+    // Undo the spawn so far: nothing of this process stays running or granted.
+    if (state.drivers) state.drivers->stop_all();
+    state.drivers.reset();
+    store_->revoke_owner(process.pid);
+    std::error_code ignored;
+    if (job.workspace.empty() && !state.workspace.empty()) fs::remove_all(state.workspace, ignored);
+    return error;
+  };
+  const int64_t now = syscalls::unix_now();
+  for (size_t i = 0; i < job.drivers.size(); ++i) {
+    const DriverSpec& d = job.drivers[i];
+    // Starting a program is what exec: capabilities are for: the job that declares a driver must
+    // also grant its program, so `icamctl caps` shows every program the process can make run.
+    auto allowed = store_->check(process.pid, syscalls::Request::exec(d.command[0]), now);
+    if (!allowed.ok())
+      return refuse(std::move(allowed).error().with_context(str_cat(
+          "drivers/", i, "/command/0: the program needs an exec: capability")));
+    ExternalDriverSetup setup{d, fs::path(allowed->target)};
+    if (d.net) {
+      // The sandbox gives a driver the whole network or none, so only a capability for every
+      // host and port can let it have the network.
+      bool any_host = false;
+      for (const auto& t : store_->tokens_of(process.pid))
+        if (!t.revoked && t.capability.kind == syscalls::CapKind::net &&
+            t.capability.host == "*" && t.capability.port == 0 &&
+            (!t.capability.expires || *t.capability.expires > now))
+          any_host = true;
+      if (!any_host)
+        return refuse(make_error(Errc::permission_denied, "drivers/", i,
+                                 "/net: a driver gets the network only with the capability "
+                                 "net:*:* (the sandbox cannot limit it to some hosts)"));
+    }
+    state.external_setups.push_back(std::move(setup));
+  }
+  state.external_drivers = job.drivers;
+  // Started now, so the model is told their tools (external_tools()) before its first turn.
+  ProcessDrivers& drivers = drivers_of(state, process.pid);
+  for (size_t i = 0; i < job.drivers.size(); ++i) {
+    auto started = drivers.external(job.drivers[i].name);
+    if (!started.ok()) return refuse(std::move(started).error().with_context(str_cat("drivers/", i)));
+  }
+  return ok_status();
+}
+
+std::vector<ExternalTool> SyscallDispatcher::external_tools(const JobSpec& job) {
+  std::vector<ExternalTool> out;
+  for (const DriverSpec& d : job.drivers) {
+    const std::string key = to_json(d).dump();
+    auto cached = listed_tools_.find(key);
+    if (cached == listed_tools_.end()) {
+      auto listed = probe_driver_tools(job, d);
+      if (!listed.ok()) {
+        // on_spawn starts it for real and says why it cannot run.
+        log::info("syscalls", "driver '", d.name, "': tools not listed for the prompt: ",
+                  listed.error().message());
+        continue;
+      }
+      cached = listed_tools_.emplace(key, std::move(*listed)).first;
+    }
+    out.insert(out.end(), cached->second.begin(), cached->second.end());
+  }
+  return out;
+}
+
+Result<std::vector<ExternalTool>> SyscallDispatcher::probe_driver_tools(const JobSpec& job,
+                                                                        const DriverSpec& d) {
+  // The same rule as on_spawn, on the job's own capabilities (not yet granted): a program no
+  // exec: capability names is not started, not even to list its tools.
+  std::error_code error;
+  const fs::path program = fs::canonical(d.command[0], error);
+  if (error) return make_error(Errc::not_found, d.command[0], ": ", error.message());
+  bool allowed = false;
+  for (const auto& text : job.capabilities) {
+    auto cap = syscalls::parse_capability(text);
+    if (!cap.ok() || cap->kind != syscalls::CapKind::exec) continue;
+    const fs::path granted = fs::canonical(cap->target, error);
+    if (!error && granted == program) allowed = true;
+  }
+  if (!allowed) return make_error(Errc::permission_denied, "no exec: capability for ", program.string());
+  const fs::path scratch = ICAM_TRY(make_default_workspace(options_.workspace_root, 0));
+  std::vector<ExternalTool> tools;
+  Status listed = ok_status();
+  {
+    ProcessDrivers drivers(options_.driver_dir, scratch, {}, {ExternalDriverSetup{d, program}});
+    auto started = drivers.external(d.name);
+    if (started.ok()) tools = *started->tools;
+    else listed = std::move(started).error();
+  }  // stopped here
+  fs::remove_all(scratch, error);
+  ICAM_TRY(std::move(listed));
+  return tools;
+}
+
+std::vector<ExternalTool> SyscallDispatcher::external_tools(Pid pid) const {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || !it->second.drivers) return {};
+  return it->second.drivers->external_tools();
 }
 
 void SyscallDispatcher::cancel_worker(ProcessState& state) {
@@ -321,6 +427,7 @@ Result<syscalls::Authorization> SyscallDispatcher::authorize(const Process& proc
     case TargetRule::constant:
     case TargetRule::children:
     case TargetRule::recipient:
+    case TargetRule::driver_tool:  // "DRIVER/TOOL", the driver declared (checked in begin())
       break;
   }
   return store_->authorize(process.pid, syscalls::Request{*spec.capability, target});
@@ -351,8 +458,8 @@ ProcessDrivers& SyscallDispatcher::drivers_of(ProcessState& state, Pid pid) {
     for (const auto& t : store_->tokens_of(pid))
       if (t.capability.kind == syscalls::CapKind::exec && !t.revoked)
         programs.emplace_back(t.capability.target);
-    state.drivers =
-        std::make_unique<ProcessDrivers>(options_.driver_dir, state.workspace, std::move(programs));
+    state.drivers = std::make_unique<ProcessDrivers>(options_.driver_dir, state.workspace,
+                                                     std::move(programs), state.external_setups);
   }
   return *state.drivers;
 }
@@ -361,6 +468,7 @@ Result<std::string> SyscallDispatcher::serve_driver(ProcessDrivers& drivers,
                                                     const SyscallSpec& spec, const json& arguments,
                                                     const syscalls::Authorization& authorization,
                                                     InFlight* flight) {
+  if (spec.server == Server::external) return serve_external(drivers, arguments, flight);
   sandbox::DriverClient* driver = ICAM_TRY(drivers.get(spec.server));
   if (flight) {
     std::lock_guard lock(flight->mutex);
@@ -389,6 +497,7 @@ Result<std::string> SyscallDispatcher::serve_driver(ProcessDrivers& drivers,
       if (arguments.contains("value")) driver_args["value"] = arguments["value"];
       break;
     case Server::kernel:
+    case Server::external:
       break;
   }
   auto called = driver->call_tool(spec.driver_tool, driver_args, spec.timeout);
@@ -416,6 +525,59 @@ Result<std::string> SyscallDispatcher::serve_driver(ProcessDrivers& drivers,
   return output.joined_text();
 }
 
+Result<std::string> SyscallDispatcher::serve_external(ProcessDrivers& drivers,
+                                                      const json& arguments, InFlight* flight) {
+  const std::string driver_name = arguments["driver"].get<std::string>();
+  const std::string tool_name = arguments["tool"].get<std::string>();
+  const std::string where = driver_name + "/" + tool_name;
+  const json tool_args = arguments.value("arguments", json::object());
+  // Started (again, if it died) and listed; its tools are those it listed and the job allows.
+  ExternalDriver driver = ICAM_TRY(drivers.external(driver_name));
+  const ExternalTool* tool = nullptr;
+  std::string names;
+  for (const auto& t : *driver.tools) {
+    if (t.name == tool_name) tool = &t;
+    names += (names.empty() ? "" : ", ") + t.name;
+  }
+  if (!tool)
+    return make_error(Errc::not_found, "driver '", driver_name, "' has no tool '", tool_name,
+                      "' (its tools: ", names.empty() ? "none" : names, ")");
+  // A schema within the supported subset is enforced here; any other reaches the driver, which
+  // checks its own arguments (they are an object: the table's schema says so).
+  if (tool->checked_schema.is_object())
+    ICAM_TRY_CTX(syscalls::validate_arguments(tool->checked_schema, tool_args, "/arguments/arguments"),
+                 where);
+  if (flight) {
+    std::lock_guard lock(flight->mutex);
+    if (flight->cancelled) return make_error(Errc::cancelled, "the process exited");
+    flight->driver_pid = driver.client->process().pid();
+    flight->driver_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, flight->driver_pid, 0));
+  }
+  auto called = driver.client->call_tool(tool_name, tool_args,
+                                         std::chrono::milliseconds(driver.spec->timeout_ms));
+  if (flight) {
+    std::lock_guard lock(flight->mutex);
+    flight->driver_pid = 0;
+    if (flight->driver_pidfd >= 0) ::close(flight->driver_pidfd);
+    flight->driver_pidfd = -1;
+    if (flight->cancelled && !called.ok())
+      return make_error(Errc::cancelled, "the process exited during the call");
+  }
+  // A broken driver (garbage, an overlong line, no answer, death mid-call) was killed by the
+  // client; the next call starts it afresh.
+  driver::ToolOutput output = ICAM_TRY_CTX(std::move(called), where);
+  std::string text = output.joined_text();
+  if (text.empty() && !output.structured.is_null()) text = dump(output.structured);
+  if (text.size() > kMaxToolResultBytes) {
+    size_t cut = kMaxToolResultBytes;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    text = str_cat(text.substr(0, cut), "\n... (truncated: ", text.size(), " bytes in all)");
+  }
+  // The tool's own failure is information for the model, given as the error it sees.
+  if (output.is_error) return make_error(Errc::io, where, ": ", text.empty() ? "failed" : text);
+  return text;
+}
+
 Result<SyscallDispatcher::Begun> SyscallDispatcher::begin(const Process& process,
                                                           const std::string& name,
                                                           const json& arguments) {
@@ -430,6 +592,19 @@ Result<SyscallDispatcher::Begun> SyscallDispatcher::begin(const Process& process
     return make_error(Errc::internal, name, ": process ", process.pid,
                       " is unknown to the syscall layer");
   ProcessState& state = it->second;
+  if (spec->target == TargetRule::driver_tool) {
+    // Like an unknown syscall, a driver the job never declared is not a call to audit.
+    const std::string driver = arguments["driver"].get<std::string>();
+    std::string declared;
+    bool found = false;
+    for (const auto& d : state.external_drivers) {
+      declared += (declared.empty() ? "" : ", ") + d.name;
+      found = found || d.name == driver;
+    }
+    if (!found)
+      return make_error(Errc::not_found, name, ": unknown driver '", driver,
+                        "' (declared: ", declared.empty() ? "none" : declared, ")");
+  }
   audit::AuditLog* log = ICAM_TRY_CTX(audit_log(), name + ": audit log (the call was not run)");
 
   const audit::SideEffect effect = audit_side_effect(spec->side_effect);
@@ -632,6 +807,10 @@ Result<std::string> SyscallDispatcher::spawn_child(Process& process, ProcessStat
   // The child works in its parent's workspace, so what it produces is where the parent looks,
   // and "${workspace}" means the same directory to both.
   job.workspace = state.workspace.string();
+  // With tool.call the child reaches its parent's external drivers: instances of its own, started
+  // only if its derived capabilities allow their programs.
+  if (std::find(job.tools.begin(), job.tools.end(), kToolCall) != job.tools.end())
+    job.drivers = state.external_drivers;
   job.sampling = process.sampling;
   job.priority = process.priority;
   job.budgets = process.budgets;

@@ -80,6 +80,9 @@ struct DispatcherOptions {
   std::string archive_path;
 };
 
+// The most text of an external tool's result given to the model; the rest is cut, saying so.
+inline constexpr size_t kMaxToolResultBytes = 256 * 1024;
+
 // Mailbox bounds per process.
 inline constexpr size_t kMailboxMessages = 32;
 inline constexpr size_t kMailboxBytes = 64 * 1024;
@@ -104,6 +107,13 @@ class SyscallDispatcher final : public SyscallHandler {
   // Cancels its pending call, stops the process's drivers and revokes its capabilities. Its
   // workspace stays on disk: it holds what the agent produced.
   void on_exit(const Process& process) override;
+  // For the prompt, made before on_spawn: the tools of the job's drivers as listed the first
+  // time this kernel met each declaration, by a short-lived instance in a scratch workspace
+  // (only when the job's capabilities allow the program; otherwise none, and on_spawn refuses).
+  // Kept per declaration, so later spawns (and revivals) get the same list without a start.
+  std::vector<ExternalTool> external_tools(const JobSpec& job) override;
+  // The tools a live process's external drivers listed (started in on_spawn).
+  std::vector<ExternalTool> external_tools(Pid pid) const;
 
   // Answers the human.ask `pid` waits on: {"answer": text, "approved": approved}. not_found when
   // it waits on no question.
@@ -161,6 +171,8 @@ class SyscallDispatcher final : public SyscallHandler {
     std::set<Pid> children;                     // live children
     std::map<Pid, nlohmann::json> exited_children;  // how each ended, until waited for
     std::string archive_namespace;                  // mem.*: "<owner uid>/<job name>"
+    std::vector<DriverSpec> external_drivers;       // tool.call: as the job declared them
+    std::vector<ExternalDriverSetup> external_setups;  // ... with their programs checked
   };
 
   // A call checked, authorized and announced in the audit log.
@@ -200,6 +212,16 @@ class SyscallDispatcher final : public SyscallHandler {
                                           const nlohmann::json& arguments,
                                           const syscalls::Authorization& authorization,
                                           InFlight* flight);
+  // tool.call: the job's external driver (started afresh if it died), the tool it lists, the
+  // arguments checked against its schema when supported, the result's text (or its failure).
+  static Result<std::string> serve_external(ProcessDrivers& drivers,
+                                            const nlohmann::json& arguments, InFlight* flight);
+  // Checks the job's external drivers against the process's capabilities (exec: for each
+  // program, net:*:* for one with the network), starts and lists them; on failure undoes the
+  // spawn (capabilities revoked, a fresh default workspace removed).
+  Status start_external_drivers(const Process& process, ProcessState& state, const JobSpec& job);
+  // Lists the tools of `d` with a short-lived instance in a scratch workspace (external_tools).
+  Result<std::vector<ExternalTool>> probe_driver_tools(const JobSpec& job, const DriverSpec& d);
   // The kernel's process, message and human syscalls: a result now, or a pending call.
   CallStart serve_process_call(Process& process, Begun& begun, const nlohmann::json& arguments);
   Result<std::string> spawn_child(Process& process, ProcessState& state,
@@ -227,6 +249,8 @@ class SyscallDispatcher final : public SyscallHandler {
   std::shared_ptr<CompletionSink> sink_;
   ProcessControl* control_ = nullptr;
   CallTicket next_ticket_ = 1;
+  // external_tools(job): the listed tools per driver declaration (its JSON). Engine thread.
+  std::map<std::string, std::vector<ExternalTool>> listed_tools_;
 };
 
 }  // namespace icam::kernel

@@ -92,7 +92,25 @@ std::string tool_result_text(const Result<std::string>& result) {
   return result.ok() ? *result : error_text(result.error().message());
 }
 
-std::string tool_instructions(const std::vector<std::string>& tools) {
+namespace {
+
+// Driver-given text on one line of the instructions: control characters (newlines included)
+// become spaces, and it is cut at `max` bytes on a UTF-8 boundary.
+std::string one_line(std::string_view text, size_t max) {
+  std::string out;
+  for (char c : text) out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
+  if (out.size() > max) {
+    size_t cut = max;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out = out.substr(0, cut) + "...";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string tool_instructions(const std::vector<std::string>& tools,
+                              const std::vector<ExternalTool>& external) {
   // proc.exit is always available: a process may always end itself. Each tool is shown as its
   // argument signature ("?" = optional) rather than the full JSON Schema: small models follow a
   // one-line shape better than a nested document.
@@ -107,6 +125,21 @@ std::string tool_instructions(const std::vector<std::string>& tools) {
     if (!spec) continue;  // jobs are validated against the table; nothing else can be called
     text +=
         "- " + t + " " + syscalls::schema_signature(spec->arguments) + ": " + spec->summary + "\n";
+    if (t != kToolCall) continue;
+    // The external tools, as "driver" and "tool" name them in a tool.call.
+    if (external.empty()) text += "  (no external tools are available)\n";
+    for (const auto& e : external) {
+      const std::string signature = e.checked_schema.is_object()
+                                        ? syscalls::schema_signature(e.checked_schema)
+                                        : std::string("object");
+      const json driver = one_line(e.driver, 64), name = one_line(e.name, 128);
+      text += "  - driver " + driver.dump(-1, ' ', false, json::error_handler_t::replace) +
+              ", tool " + name.dump(-1, ' ', false, json::error_handler_t::replace) +
+              ", arguments " + signature;
+      if (!e.description.empty())
+        text += ": " + one_line(e.description, kMaxToolDescriptionBytes);
+      text += "\n";
+    }
   }
   text += "If you need no tool, just answer.";
   return text;

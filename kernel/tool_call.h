@@ -59,6 +59,18 @@ struct PendingCall {
 // What starting a call gives: the result now, or a pending call.
 using CallStart = std::variant<Result<std::string>, PendingCall>;
 
+// A tool of an external driver (tool.call), as the driver listed it: shown to the model in the
+// tool instructions.
+struct ExternalTool {
+  std::string driver;  // the job's name for the driver
+  std::string name;
+  std::string description;
+  // The inputSchema reduced to syscalls/arg_schema.h's subset (supported_schema), against which
+  // tool.call checks the arguments; null when the driver's schema goes beyond the subset (the
+  // arguments are then only checked to be an object and the driver checks them itself).
+  nlohmann::json checked_schema;
+};
+
 // What a handler may ask of the kernel's process table (the agent loop implements it): the
 // process-management syscalls (proc.spawn, proc.kill) go through it. Engine thread only.
 class ProcessControl {
@@ -102,6 +114,10 @@ class SyscallHandler {
   // on_exit: once, when a process that on_spawn accepted exits (or its spawn failed later on).
   // A call still pending for it is cancelled here: its drivers stopped, its threads joined.
   virtual void on_exit(const Process& /*process*/) {}
+  // The tools of the external drivers `job` declares (what each lists and the job allows), for
+  // the tool instructions in the prompt, which is made before on_spawn. Engine thread. The same
+  // job gets the same answer (the prompt of a revived process must match its transcript).
+  virtual std::vector<ExternalTool> external_tools(const JobSpec& /*job*/) { return {}; }
 };
 
 // The handler used when none is given: every name is an unknown tool.
@@ -137,7 +153,12 @@ ToolOutcome execute_tool_call(Process& process, std::string_view turn_text,
 std::string tool_result_text(const Result<std::string>& result);
 
 // The paragraph appended to the system message that tells the model how to call `tools`: each
-// one's name, argument signature and summary from the syscall table (proc.exit always).
-std::string tool_instructions(const std::vector<std::string>& tools);
+// one's name, argument signature and summary from the syscall table (proc.exit always). When
+// `tools` holds tool.call, the `external` tools follow it, one line each: the driver, the tool,
+// the signature of its checked schema ("object" when it has none) and its description (one line, at
+// most kMaxToolDescriptionBytes: it is the driver's text, not the kernel's).
+std::string tool_instructions(const std::vector<std::string>& tools,
+                              const std::vector<ExternalTool>& external = {});
+inline constexpr size_t kMaxToolDescriptionBytes = 300;
 
 }  // namespace icam::kernel

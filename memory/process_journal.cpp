@@ -183,7 +183,8 @@ Status ProcessJournal::write(std::string_view what, const std::function<Status()
   return st;
 }
 
-Status ProcessJournal::begin_process(uint64_t pid, std::string_view job, uint32_t owner_uid) {
+Status ProcessJournal::begin_process(uint64_t pid, std::string_view job, uint32_t owner_uid,
+                                     std::span<const int32_t> tokens) {
   if (pid == 0) return make_error(Errc::invalid_argument, "pid 0");
   if (!nlohmann::json::accept(job))
     return make_error(Errc::invalid_argument, "process ", pid, ": the job is not JSON");
@@ -202,7 +203,8 @@ Status ProcessJournal::begin_process(uint64_t pid, std::string_view job, uint32_
     s.bind(3, static_cast<int64_t>(owner_uid));
     s.bind(4, now);
     s.bind(5, now);
-    return s.run();
+    ICAM_TRY(s.run());
+    return append_locked(StepAppend{pid, tokens, {}});
   });
 }
 
@@ -253,11 +255,15 @@ Status ProcessJournal::append_step(std::span<const StepAppend> step) {
 }
 
 Status ProcessJournal::record_tool_result(uint64_t pid, int64_t call_index, std::string_view name,
-                                          std::string_view arguments, std::string_view result) {
+                                          std::string_view arguments, std::string_view result,
+                                          int64_t at_token) {
   if (call_index < 0) return make_error(Errc::invalid_argument, "call index ", call_index);
   std::lock_guard lock(mu_);
   return write(str_cat("record tool result ", call_index, " of ", pid), [&]() -> Status {
     const Row row = ICAM_TRY(live_row(db_, pid));
+    if (at_token > row.tokens)
+      return make_error(Errc::invalid_argument, "call ", call_index, " at token ", at_token,
+                        " is past the transcript's ", row.tokens, " tokens");
     Statement exists =
         ICAM_TRY(db_.prepare("SELECT name FROM tool_results WHERE pid = ? AND call_index = ?"));
     exists.bind(1, as_int(pid));
@@ -273,7 +279,7 @@ Status ProcessJournal::record_tool_result(uint64_t pid, int64_t call_index, std:
     s.bind(3, name);
     s.bind(4, arguments);
     s.bind(5, result);
-    s.bind(6, row.tokens);
+    s.bind(6, at_token < 0 ? row.tokens : at_token);
     s.bind(7, unix_micros());
     ICAM_TRY(s.run());
     return touch(db_, pid);
@@ -375,6 +381,29 @@ Result<JournalCheckpoint> ProcessJournal::restore(uint64_t pid, int64_t checkpoi
                       c.tokens, " but the transcript holds ", p.transcript.size());
   c.transcript.assign(p.transcript.begin(), p.transcript.begin() + c.tokens);
   return c;
+}
+
+Result<uint64_t> ProcessJournal::checkpoint_pid(int64_t checkpoint_id) const {
+  std::lock_guard lock(mu_);
+  const std::string where = str_cat("journal '", path_, "'");
+  Statement s = ICAM_TRY_CTX(db_.prepare("SELECT pid FROM checkpoints WHERE id = ?"), where);
+  s.bind(1, checkpoint_id);
+  if (!ICAM_TRY_CTX(s.step(), where))
+    return make_error(Errc::not_found, "no checkpoint ", checkpoint_id);
+  return static_cast<uint64_t>(s.column_int(0));
+}
+
+Result<int64_t> ProcessJournal::find_checkpoint(uint64_t pid, std::string_view label) const {
+  std::lock_guard lock(mu_);
+  const std::string where = str_cat("journal '", path_, "'");
+  Statement s = ICAM_TRY_CTX(
+      db_.prepare("SELECT max(id) FROM checkpoints WHERE pid = ? AND label = ?"), where);
+  s.bind(1, as_int(pid));
+  s.bind(2, label);
+  if (!ICAM_TRY_CTX(s.step(), where) || s.column_int(0) == 0)
+    return make_error(Errc::not_found, "process ", pid, " has no checkpoint labelled '", label,
+                      "'");
+  return s.column_int(0);
 }
 
 Status ProcessJournal::forget(uint64_t pid) {
@@ -508,6 +537,27 @@ Result<uint64_t> ProcessJournal::max_pid() const {
   std::lock_guard lock(mu_);
   return static_cast<uint64_t>(ICAM_TRY_CTX(
       db_.query_int("SELECT coalesce(max(pid), 0) FROM processes"), "journal '" + path_ + "'"));
+}
+
+Result<std::vector<std::pair<uint64_t, std::string>>> ProcessJournal::exit_records(
+    size_t limit) const {
+  std::lock_guard lock(mu_);
+  const std::string where = str_cat("journal '", path_, "'");
+  Statement s = ICAM_TRY_CTX(
+      db_.prepare("SELECT pid, exit FROM (SELECT pid, exit, updated_us FROM processes "
+                  "WHERE state = 'exited' ORDER BY updated_us DESC, pid DESC LIMIT ?) "
+                  "ORDER BY updated_us, pid"),
+      where);
+  s.bind(1, static_cast<int64_t>(limit));
+  std::vector<std::pair<uint64_t, std::string>> out;
+  while (ICAM_TRY_CTX(s.step(), where))
+    out.emplace_back(static_cast<uint64_t>(s.column_int(0)), s.column_text(1));
+  return out;
+}
+
+Status ProcessJournal::check_writable() {
+  std::lock_guard lock(mu_);
+  return write("check that it can be written", [] { return ok_status(); });
 }
 
 Result<JournalStats> ProcessJournal::stats() const {

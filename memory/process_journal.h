@@ -37,6 +37,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -123,15 +124,20 @@ class ProcessJournal {
   static Result<std::unique_ptr<ProcessJournal>> open(const std::string& path,
                                                       JournalOptions options = {});
 
-  // A new process in state "new". `job` must be JSON.
-  Status begin_process(uint64_t pid, std::string_view job, uint32_t owner_uid);
+  // A new process in state "new". `job` must be JSON. `tokens`, when given, start its
+  // transcript in the same transaction (the kernel records a process and its prompt at once).
+  Status begin_process(uint64_t pid, std::string_view job, uint32_t owner_uid,
+                       std::span<const int32_t> tokens = {});
   Status append_tokens(uint64_t pid, std::span<const int32_t> tokens);
   Status append_pages(uint64_t pid, std::span<const PageHash> pages);
   // Every process's tokens and pages of one step, in one transaction: all or none.
   Status append_step(std::span<const StepAppend> step);
-  // Records the result of the process's call number `call_index`; once only.
+  // Records the result of the process's call number `call_index`; once only. `at_token` is the
+  // transcript length the call ended at; -1 (the default) = the transcript's length now. A
+  // restored process copies its checkpoint's results with their original positions.
   Status record_tool_result(uint64_t pid, int64_t call_index, std::string_view name,
-                            std::string_view arguments, std::string_view result);
+                            std::string_view arguments, std::string_view result,
+                            int64_t at_token = -1);
   // The recorded result of call `call_index`, if any: a resumed process is given it instead of
   // making the call again.
   Result<std::optional<JournalToolResult>> tool_result(uint64_t pid, int64_t call_index) const;
@@ -142,6 +148,10 @@ class ProcessJournal {
   Result<int64_t> checkpoint(uint64_t pid, std::string_view label);
   // A checkpoint with its transcript prefix: what a process restored to it starts from.
   Result<JournalCheckpoint> restore(uint64_t pid, int64_t checkpoint_id) const;
+  // The process a checkpoint belongs to; not_found when there is no such checkpoint.
+  Result<uint64_t> checkpoint_pid(int64_t checkpoint_id) const;
+  // The newest checkpoint of `pid` labelled `label`; not_found when none.
+  Result<int64_t> find_checkpoint(uint64_t pid, std::string_view label) const;
   // Removes an exited process and everything recorded for it.
   Status forget(uint64_t pid);
 
@@ -151,6 +161,12 @@ class ProcessJournal {
   Result<std::vector<JournalSummary>> summaries() const;
   // The highest pid ever begun (0 when none): a restarted kernel numbers new processes above it.
   Result<uint64_t> max_pid() const;
+  // The exit statuses (JSON text as given to exit()) of the `limit` most recently exited
+  // processes, oldest first, with their pids: a restarted daemon still answers for them.
+  Result<std::vector<std::pair<uint64_t, std::string>>> exit_records(size_t limit) const;
+  // Takes and releases the write lock (an empty write transaction): unavailable when another
+  // process holds the file locked, so a kernel finds out at startup, not at its first step.
+  Status check_writable();
   Result<JournalStats> stats() const;
 
   const std::string& path() const { return path_; }

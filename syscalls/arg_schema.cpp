@@ -1,5 +1,6 @@
 #include "syscalls/arg_schema.h"
 
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -86,6 +87,15 @@ Status validate(const json& schema, const json& value, const std::string& path) 
       return bad(path, str_cat("must be at most ", schema["maximum"].get<int64_t>()));
     return ok_status();
   }
+  if (type == "number") {
+    if (!value.is_number()) return bad(path, "expected a number");
+    const double n = value.get<double>();
+    if (schema.contains("minimum") && n < schema["minimum"].get<double>())
+      return bad(path, str_cat("must be at least ", schema["minimum"].dump()));
+    if (schema.contains("maximum") && n > schema["maximum"].get<double>())
+      return bad(path, str_cat("must be at most ", schema["maximum"].dump()));
+    return ok_status();
+  }
   if (type == "boolean") {
     if (!value.is_boolean()) return bad(path, "expected true or false");
     return ok_status();
@@ -106,6 +116,8 @@ Status validate(const json& schema, const json& value, const std::string& path) 
 
 std::string type_signature(const json& schema) {
   const std::string type = schema.value("type", "");
+  // An object that declares no properties takes any members: "object", not "{}".
+  if (type == "object" && !schema.contains("properties")) return "object";
   if (type == "object") return schema_signature(schema);
   if (type == "array") {
     std::string out = "[";
@@ -116,7 +128,83 @@ std::string type_signature(const json& schema) {
   return type.empty() ? "any" : type;
 }
 
+// Annotations: they describe, never constrain, so dropping them changes nothing a value must
+// satisfy.
+bool is_annotation(const std::string& keyword) {
+  static const std::set<std::string> annotations = {"title",    "$schema", "$id",     "$comment",
+                                                    "default",  "examples", "readOnly",
+                                                    "writeOnly", "deprecated"};
+  return annotations.count(keyword) > 0;
+}
+
+bool is_integer(const json& v) {
+  return v.is_number_integer() &&
+         !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX));
+}
+
+// The supported part of an untrusted schema, checked down to the type of each keyword's value so
+// that validate() and schema_signature() never meet a shape they cannot read.
+Result<json> supported(const json& schema, const std::string& path, int depth) {
+  auto unsupported = [&](std::string_view why) {
+    return make_error(Errc::unsupported, path.empty() ? "/" : path, ": ", why);
+  };
+  if (depth > 16) return unsupported("nested more than 16 levels");
+  if (!schema.is_object()) return unsupported("a schema that is not an object");
+  json out = json::object();
+  for (const auto& [key, v] : schema.items()) {
+    if (is_annotation(key)) continue;
+    if (key == "description") {
+      if (!v.is_string()) return unsupported("description is not a string");
+      out[key] = v;
+    } else if (key == "additionalProperties") {
+      if (!v.is_boolean()) return unsupported("additionalProperties other than true or false");
+      if (v == false) out[key] = false;  // true is the default
+    } else if (key == "maxLength" || key == "minItems" || key == "maxItems") {
+      if (!is_integer(v) || v.get<int64_t>() < 0)
+        return unsupported(str_cat(key, " is not a non-negative integer"));
+      out[key] = v;
+    } else if (key == "minimum" || key == "maximum") {
+      if (!v.is_number()) return unsupported(str_cat(key, " is not a number"));
+      out[key] = v;
+    } else if (key == "required") {
+      if (!v.is_array()) return unsupported("required is not an array");
+      for (const auto& name : v)
+        if (!name.is_string()) return unsupported("required holds a non-string");
+      out[key] = v;
+    } else if (key == "type") {
+      static const std::set<std::string> types = {"object",  "string",  "integer",
+                                                  "number",  "boolean", "array"};
+      if (!v.is_string() || !types.count(v.get<std::string>()))
+        return unsupported(str_cat("type ", v.dump(), " (supported: object, string, integer, "
+                                                      "number, boolean, array)"));
+      out[key] = v;
+    } else if (key == "properties") {
+      if (!v.is_object()) return unsupported("properties is not an object");
+      json properties = json::object();
+      for (const auto& [name, child] : v.items())
+        properties[name] = ICAM_TRY(supported(child, member_path(path + "/properties", name),
+                                              depth + 1));
+      out[key] = std::move(properties);
+    } else if (key == "items") {
+      out[key] = ICAM_TRY(supported(v, path + "/items", depth + 1));
+    } else {
+      return unsupported(str_cat("keyword '", key, "'"));
+    }
+  }
+  if (!out.contains("type")) return unsupported("no type");
+  // Integer bounds are compared as integers.
+  if (out["type"] == "integer")
+    for (const char* bound : {"minimum", "maximum"})
+      if (out.contains(bound) && !is_integer(out[bound]))
+        return unsupported(str_cat(bound, " of an integer is not an integer"));
+  return out;
+}
+
 }  // namespace
+
+Result<json> supported_schema(const json& schema) {
+  return supported(schema, "", 0);
+}
 
 Status validate_arguments(const json& schema, const json& value, std::string_view root) {
   return validate(schema, value, std::string(root));

@@ -167,10 +167,27 @@ Check parse_target(std::string_view text, Capability& cap) {
       return std::nullopt;
     case CapKind::net:
       return parse_net(text, cap);
-    case CapKind::tool:
-      if (auto p = parse_name(text, "", false, "a tool name")) return p;
+    case CapKind::tool: {
+      // NAME (an in-kernel tool, or every tool of the external driver NAME), DRIVER/TOOL (one
+      // tool of an external driver), or "*".
+      const size_t slash = text.find('/');
+      if (slash == std::string_view::npos) {
+        if (auto p = parse_name(text, "", false, "a tool name")) return p;
+      } else {
+        const std::string_view driver = text.substr(0, slash);
+        const std::string_view tool = text.substr(slash + 1);
+        if (driver == "*") return problem(0, "'*' is allowed only alone (every tool)");
+        if (auto p = parse_name(driver, "", false, "a driver name")) return p;
+        if (tool == "*")
+          return problem(slash + 1, str_cat("write tool:", driver, " for every tool of a driver"));
+        if (auto p = parse_name(tool, "", false, "a tool name")) {
+          p->offset += slash + 1;
+          return p;
+        }
+      }
       cap.target = text;
       return std::nullopt;
+    }
     case CapKind::spawn:
       if (auto p = parse_number(text, 0, kMaxSpawn, cap.count)) return p;
       cap.target = std::to_string(cap.count);
@@ -214,6 +231,15 @@ bool host_matches(const std::string& pattern, const std::string& host) {
     return host.size() > suffix.size() && host.ends_with(suffix);
   }
   return pattern == host;
+}
+
+// tool:NAME allows the tool NAME and, when NAME is an external driver, each of its tools
+// ("NAME/TOOL"); tool:DRIVER/TOOL allows that one tool; tool:* everything. In-kernel tool names
+// hold no '/' and driver names no '.', so the two never collide.
+bool tool_matches(const std::string& pattern, std::string_view name) {
+  if (pattern == "*" || pattern == name) return true;
+  return pattern.find('/') == std::string::npos && name.size() > pattern.size() + 1 &&
+         name.starts_with(pattern) && name[pattern.size()] == '/';
 }
 
 bool name_matches(const std::string& pattern, std::string_view name) {
@@ -260,7 +286,8 @@ bool target_covers(const Capability& parent, const Capability& child) {
       if (parent.is_net_none()) return false;
       return host_covers(parent.host, child.host) && (parent.port == 0 || parent.port == child.port);
     case CapKind::tool:
-      return parent.target == "*" || parent.target == child.target;
+      // A driver covers its tools; a tool covers only itself.
+      return tool_matches(parent.target, child.target);
     case CapKind::spawn:
       return child.count <= parent.count;
     case CapKind::kv:
@@ -406,7 +433,7 @@ bool capability_matches(const Capability& cap, const Request& request, int64_t n
              request.port >= 1 && request.port <= 65535 &&
              (cap.port == 0 || cap.port == request.port);
     case CapKind::tool:
-      return cap.target == "*" || cap.target == request.target;
+      return tool_matches(cap.target, request.target);
     case CapKind::spawn:
       return request.count >= 0 && request.count <= cap.count;
     case CapKind::kv:

@@ -10,7 +10,9 @@
 //   net:none       no network (grants nothing; written so that "no network" is explicit)
 //   net:HOST:PORT  connect to HOST (a name, "*.SUFFIX", an IPv4 address, "[IPv6]" or "*") on
 //                  PORT (1..65535 or "*")
-//   tool:NAME      call the in-kernel tool NAME ([A-Za-z0-9_.-]+), or every tool with "*"
+//   tool:NAME      call the in-kernel tool NAME ([A-Za-z0-9_.-]+), or every tool with "*";
+//                  NAME an external driver (tool.call): every tool of that driver
+//   tool:DRIVER/TOOL  call one tool of an external driver (both [A-Za-z0-9_.-]+)
 //   spawn:N        have at most N child processes (0..1000000)
 //   kv:NS          use the key-value namespace NS ([A-Za-z0-9_./-]+), or every namespace
 //                  starting with P with "P*"
@@ -64,7 +66,8 @@ Result<int64_t> parse_utc(std::string_view text);
 // check (capability_store.h), not by the caller.
 struct Request {
   CapKind kind = CapKind::tool;
-  std::string target;  // fs/exec: a path; net: the host; tool: the name; kv/msg: the name
+  std::string target;  // fs/exec: a path; net: the host; tool: the name ("DRIVER/TOOL" for an
+                       // external driver's tool); kv/msg: the name
   int port = 0;        // net
   int64_t count = 0;   // spawn: how many children the process would have after this spawn
 

@@ -277,6 +277,30 @@ std::vector<SyscallSpec> build_table() {
                .idempotent = true,
                .timeout = milliseconds(100),
                .server = Server::kernel});
+  // External drivers (MCP servers the job declares in "drivers", kernel/job.h): one syscall for
+  // all of them, since their tools are known only once each driver lists them. The tool's own
+  // arguments are checked against its inputSchema when the dispatcher serves the call. Nothing is
+  // known about what a foreign tool does, so it is irreversible and not idempotent.
+  t.push_back({.name = "tool.call",
+               .summary = "Call a tool of an external driver (the drivers and their tools are "
+                          "listed below).",
+               .arguments = object_schema(
+                   {{"driver", string_schema(64, "the driver's name")},
+                    {"tool", string_schema(128, "the tool's name")},
+                    {"arguments",
+                     {{"type", "object"},
+                      {"description", "the tool's arguments, as its own schema says; default {}"}}}},
+                   {"driver", "tool"}),
+               .result = "the text parts of the tool's content joined by newlines (its structured "
+                         "content when it has no text), at most 256 KiB; a tool that reports "
+                         "isError is an error holding its text",
+               .capability = CapKind::tool,
+               .target = TargetRule::driver_tool,
+               .target_argument = "/driver",
+               .side_effect = SideEffectClass::irreversible,
+               .idempotent = false,
+               .timeout = milliseconds(30000),
+               .server = Server::external});
   // Archival memory (memory/archive_store.h): the process's own namespace, "<owner uid>/<job
   // name>", so nothing in the arguments names it and the capability is the tool itself. The
   // bounds are the archive's (ArchiveLimits).
@@ -343,6 +367,8 @@ std::string target_cell(const SyscallSpec& s) {
       return "live children after the call";
     case TargetRule::recipient:
       return str_cat("`", s.target_argument, "` as `parent`, `children` or `pid/N`");
+    case TargetRule::driver_tool:
+      return "`/driver` `/` `/tool` (`DRIVER/TOOL`)";
   }
   return "-";
 }
@@ -373,6 +399,8 @@ std::string_view server_name(Server server) {
       return "icam-driver-exec";
     case Server::kv_driver:
       return "icam-driver-kv";
+    case Server::external:
+      return "external driver";
   }
   return "?";
 }
@@ -402,6 +430,15 @@ Result<std::string> raw_capability_target(const SyscallSpec& spec, const json& a
   if (spec.target == TargetRule::none)
     return make_error(Errc::invalid_argument, spec.name, ": needs no capability");
   if (spec.target == TargetRule::constant) return spec.target_default;
+  if (spec.target == TargetRule::driver_tool) {
+    const auto driver = arguments.find("driver");
+    const auto tool = arguments.find("tool");
+    if (driver == arguments.end() || !driver->is_string() || tool == arguments.end() ||
+        !tool->is_string())
+      return make_error(Errc::invalid_argument, spec.name,
+                        ": /arguments/driver and /arguments/tool must be strings");
+    return str_cat(driver->get<std::string>(), "/", tool->get<std::string>());
+  }
   if (spec.target == TargetRule::children || spec.target == TargetRule::recipient)
     return make_error(Errc::invalid_argument, spec.name,
                       ": the kernel derives this target from the caller");
@@ -427,8 +464,9 @@ std::string syscalls_markdown() {
         "| `", s.name, "` | ", s.capability ? "`" : "", capability_cell(s), s.capability ? "`" : "",
         " | ", target_cell(s), " | ", side_effect_class_name(s.side_effect), " | ",
         s.idempotent ? "yes" : "no", " | ", s.timeout.count(), " ms | ",
-        s.server == Server::kernel ? std::string("kernel")
-                                   : str_cat("`", server_name(s.server), "` `", s.driver_tool, "`"),
+        s.server == Server::kernel     ? std::string("kernel")
+        : s.server == Server::external ? std::string("the job's driver `/driver`")
+                                       : str_cat("`", server_name(s.server), "` `", s.driver_tool, "`"),
         " |\n");
   for (const auto& s : syscall_table()) {
     md += str_cat("\n### `", s.name, "`\n\n", s.summary, "\n\n");

@@ -6,7 +6,8 @@
 // An entry says what the call takes (a JSON Schema, arg_schema.h), what it returns, which
 // capability kind it needs and how the capability's target is derived from the arguments, how
 // dangerous it is (side-effect class), whether repeating it is harmless, how long it may take,
-// and who serves it (the kernel itself or one of the built-in drivers, and the driver's tool).
+// and who serves it (the kernel itself, one of the built-in drivers and the driver's tool, or an
+// external driver the job declares, for tool.call).
 #pragma once
 
 #include <chrono>
@@ -38,6 +39,7 @@ enum class Server {
   fs_driver,    // icam-driver-fs
   exec_driver,  // icam-driver-exec
   kv_driver,    // icam-driver-kv
+  external,     // an external driver the job declares (tool.call): the arguments name it
 };
 std::string_view server_name(Server server);
 
@@ -51,6 +53,7 @@ enum class TargetRule {
   children,        // spawn: how many live children the process would have after the call
   recipient,       // msg: who the argument names as seen from the caller: "parent", "children"
                    // (a direct child) or "pid/N" (any other process)
+  driver_tool,     // tool.call: "DRIVER/TOOL" from the arguments /driver and /tool
 };
 
 struct SyscallSpec {
@@ -67,6 +70,7 @@ struct SyscallSpec {
   std::chrono::milliseconds timeout{5000};  // how long the kernel waits for the answer
   Server server = Server::kernel;
   std::string driver_tool;  // the driver's tool that serves it ("read_file"); "" for the kernel
+                            // and for external drivers (the arguments name the tool)
 };
 
 inline constexpr std::string_view kSyscallProcExit = "proc.exit";
@@ -83,7 +87,7 @@ Status validate_syscall_arguments(const SyscallSpec& spec, const nlohmann::json&
 
 // The raw capability target named by validated `arguments` (the argument at target_argument, or
 // target_default): a workspace-relative path, a program path or a name, not yet resolved; for
-// TargetRule::constant, target_default. invalid_argument when the entry needs no capability, its
+// TargetRule::constant, target_default; for TargetRule::driver_tool, "DRIVER/TOOL". invalid_argument when the entry needs no capability, its
 // target is computed by the kernel (children, recipient), or the argument is not a string.
 Result<std::string> raw_capability_target(const SyscallSpec& spec, const nlohmann::json& arguments);
 

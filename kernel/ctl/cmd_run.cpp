@@ -168,6 +168,9 @@ int cmd_run(const Config& config, const std::vector<std::string>& argv) {
   if (!job->model.empty()) options.model_path = job->model;
   options.threads = static_cast<int>(*threads);
   if (auto db = args->get("audit-db")) options.audit_path = *db;
+  // A foreground run keeps no journal: nobody would be there to see it resumed, and a daemon
+  // started later must not take it over.
+  options.journal_path.clear();
   auto kernel = kernel::Kernel::create(options);
   if (!kernel.ok()) return fail(kExitFailure, kernel.error().message());
   auto pid = (*kernel)->spawn(*job);

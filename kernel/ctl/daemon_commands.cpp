@@ -268,6 +268,69 @@ int cmd_kill(const Config& config, const std::vector<std::string>& argv) {
   return status;
 }
 
+int cmd_checkpoint(const Config& config, const std::vector<std::string>& argv) {
+  const std::vector<OptionSpec> specs = {
+      {"label", "", true, false, "a name for it (default: checkpoint)"}, socket_spec(),
+      json_spec(), help_spec()};
+  auto [args, done] = parse_or_help(
+      argv, specs, "icamctl checkpoint PID [--label L] [--json]",
+      "Records a process as it is now (its context to its last committed token, its tool\n"
+      "results) in the daemon's process journal; prints the checkpoint's id, which\n"
+      "`icamctl restore` starts a new process from.");
+  if (done) return *done;
+  if (args.positional().size() != 1)
+    return fail(kExitUsage, "usage: icamctl checkpoint PID [--label L]");
+  auto pid = parse_pid(args.positional()[0]);
+  if (!pid.ok()) return fail(kExitUsage, pid.error().message());
+  json params = {{"pid", *pid}};
+  if (auto label = args.get("label")) params["label"] = *label;
+  auto c = connect_daemon(config, args.get("socket").value_or(""));
+  if (!c.ok()) return fail_with(c.error());
+  auto result = c->call("proc.checkpoint", params);
+  if (!result.ok()) return fail_with(result.error());
+  const json& cp = (*result)["checkpoint"];
+  if (args.has("json")) {
+    std::cout << result->dump() << "\n";
+  } else {
+    std::cout << cp["id"].get<int64_t>() << "\n";
+    std::cerr << "checkpoint " << cp["id"].get<int64_t>() << " of process " << *pid << " ('"
+              << cp["label"].get<std::string>() << "'): " << cp["tokens"].get<int64_t>()
+              << " tokens, " << cp["tool_calls"].get<int64_t>() << " tool results\n";
+  }
+  return kExitOk;
+}
+
+int cmd_restore(const Config& config, const std::vector<std::string>& argv) {
+  const std::vector<OptionSpec> specs = {
+      {"label", "", true, false, "with PID: the newest checkpoint of PID with this label"},
+      socket_spec(), json_spec(), help_spec()};
+  auto [args, done] = parse_or_help(
+      argv, specs, "icamctl restore CHECKPOINT_ID | PID --label L [--json]",
+      "Starts a new process from a checkpoint (icamctl checkpoint): the same job, owner and\n"
+      "capabilities, its context the checkpoint's; prints the new pid.");
+  if (done) return *done;
+  if (args.positional().size() != 1)
+    return fail(kExitUsage, "usage: icamctl restore CHECKPOINT_ID | PID --label L");
+  auto number = parse_pid(args.positional()[0]);
+  if (!number.ok()) return fail(kExitUsage, number.error().message());
+  json params;
+  if (auto label = args.get("label")) {
+    params = {{"pid", *number}, {"label", *label}};
+  } else {
+    params = {{"checkpoint", *number}};
+  }
+  auto c = connect_daemon(config, args.get("socket").value_or(""));
+  if (!c.ok()) return fail_with(c.error());
+  auto result = c->call("proc.restore", params);
+  if (!result.ok()) return fail_with(result.error());
+  if (args.has("json")) {
+    std::cout << result->dump() << "\n";
+  } else {
+    std::cout << (*result)["pid"].get<uint64_t>() << "\n";
+  }
+  return kExitOk;
+}
+
 int cmd_answer(const Config& config, const std::vector<std::string>& argv, bool approve) {
   const char* key = approve ? "answer" : "reason";
   const std::vector<OptionSpec> specs = {

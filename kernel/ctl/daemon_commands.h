@@ -43,6 +43,9 @@ int cmd_logs(const Config& config, const std::vector<std::string>& args);
 int cmd_top(const Config& config, const std::vector<std::string>& args);
 int cmd_stats(const Config& config, const std::vector<std::string>& args);
 int cmd_caps(const Config& config, const std::vector<std::string>& args);
+// checkpoint PID [--label L]: prints the checkpoint's id. restore ID | PID --label L: the new pid.
+int cmd_checkpoint(const Config& config, const std::vector<std::string>& args);
+int cmd_restore(const Config& config, const std::vector<std::string>& args);
 int cmd_daemon(const Config& config, const std::vector<std::string>& args);
 
 }  // namespace icam::ctl

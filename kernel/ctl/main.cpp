@@ -21,6 +21,8 @@ constexpr const char* kUsage =
     "  approve PID [--answer TEXT]   answer a process's question (human.ask): yes\n"
     "  deny PID [--reason TEXT]      answer a process's question (human.ask): no\n"
     "  caps PID [--json]             a process's capabilities and where each came from\n"
+    "  checkpoint PID [--label L]    record a process in the journal; prints the checkpoint id\n"
+    "  restore ID | PID --label L    start a new process from a checkpoint; prints its pid\n"
     "  wait PID [--timeout S]        wait for a process to exit; its exit status\n"
     "  logs PID [-f]                 print (and follow) a process's output\n"
     "  top [-d S] [-n N]             live view: throughput, batch, KV pool, processes\n"
@@ -64,6 +66,8 @@ int main(int argc, char** argv) {
   if (command == "approve") return icam::ctl::cmd_answer(*config, rest, true);
   if (command == "deny") return icam::ctl::cmd_answer(*config, rest, false);
   if (command == "caps") return icam::ctl::cmd_caps(*config, rest);
+  if (command == "checkpoint") return icam::ctl::cmd_checkpoint(*config, rest);
+  if (command == "restore") return icam::ctl::cmd_restore(*config, rest);
   if (command == "wait") return icam::ctl::cmd_wait(*config, rest);
   if (command == "logs") return icam::ctl::cmd_logs(*config, rest);
   if (command == "top") return icam::ctl::cmd_top(*config, rest);

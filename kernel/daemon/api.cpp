@@ -46,6 +46,18 @@ const std::vector<MethodDoc>& methods() {
        "notifications (first what exists, then as it is generated) and the response comes when "
        "the process exits. Output older than the last 4 MiB is dropped; `offset` then starts at "
        "the oldest byte kept. A client that disconnects mid-stream does not affect the process."},
+      {"proc.checkpoint", "pid, label? (string, 1 to 128 bytes, default \"checkpoint\")",
+       "`{pid, checkpoint: {id, label, tokens, tool_calls}}`",
+       "Records the process (live or exited) as it is now in the process journal: its context up "
+       "to its last committed token and the tool results it was given. Only the owner or root. "
+       "An error (unsupported) when the daemon keeps no journal."},
+      {"proc.restore", "checkpoint (int, a checkpoint id), or pid and label (string)",
+       "`{pid, process, checkpoint}`",
+       "Starts a NEW process (a new pid, the caller's limits apply) from a checkpoint: the "
+       "checkpointed process's job, owner and capabilities, its context the checkpoint's "
+       "transcript prefix, its recorded tool results given again, never made again. With `pid` "
+       "and `label`, the newest checkpoint of that process with that label. Only the owner of "
+       "the checkpointed process or root; to anyone else it does not exist (-32001)."},
       {"kernel.stats", "", "`{processes, scheduler, kv, tokens_per_s, ...}`",
        "Counters for `icamctl stats` and `top`: live and exited processes, scheduler totals "
        "(steps, tokens, batch sizes, preemptions, time in forward, sampling and the scheduler itself), KV pool pages, "

@@ -42,6 +42,7 @@ const std::vector<OptionSpec>& specs() {
       {"audit-db", "", true, false, "the audit log of every syscall (default: $ICAM_HOME/audit.db)"},
       {"workspace-root", "", true, false, "where default process workspaces are made (default: $ICAM_HOME/workspaces)"},
       {"driver-dir", "", true, false, "the built-in drivers (default: the build's drivers/tools beside icamd)"},
+      {"journal", "", true, false, "the process journal, from which a restarted icamd resumes its processes (default: $ICAM_HOME/journal.db)"},
       {"api-markdown", "", false, false, "print the API reference (docs/daemon-api.md) and exit"},
       {"syscalls-markdown", "", false, false, "print the syscall reference (docs/syscalls.md) and exit"},
       {"help", "h", false, false, "show this help"},
@@ -90,6 +91,10 @@ int main(int argc, char** argv) {
   options.audit_path = args->get("audit-db").value_or(options.audit_path);
   options.workspace_root = args->get("workspace-root").value_or(options.workspace_root);
   options.driver_dir = args->get("driver-dir").value_or("");
+  // Every process is journaled as it runs; those a killed daemon left running resume here, from
+  // their last committed token (docs/memory.md).
+  options.journal_path = args->get("journal").value_or(options.journal_path);
+  options.resume_journaled = true;
   // People answer human.ask here, with `icamctl approve` and `icamctl deny`.
   options.human_answers = true;
   const std::string backend = args->get("backend").value_or(config->backend);
@@ -121,7 +126,8 @@ int main(int argc, char** argv) {
 
   auto kernel = kernel::Kernel::create(options);
   if (!kernel.ok()) return fail(kExitFailure, kernel.error().message());
-  log::info("icamd", "model ", options.model_path, " loaded; audit log ", options.audit_path);
+  log::info("icamd", "model ", options.model_path, " loaded; audit log ", options.audit_path,
+            "; process journal ", options.journal_path);
 
   daemon::ServerOptions server_options;
   server_options.socket_path = args->get("socket").value_or(config->socket);

@@ -580,6 +580,90 @@ Result<json> Server::Impl::dispatch(const std::shared_ptr<Session>& session, con
         });
     return json(nullptr);
   }
+  if (method == "proc.checkpoint") {
+    ICAM_TRY(check_params(params, {"pid", "label"}));
+    const kernel::Pid pid = ICAM_TRY(pid_param(params));
+    std::string label = "checkpoint";
+    if (params.contains("label")) {
+      if (!params["label"].is_string())
+        return make_error(Errc::invalid_argument, "params.label: expected a string");
+      label = params["label"].get<std::string>();
+    }
+    if (!directory.find(pid, uid)) return no_process(pid);
+    answered_later = true;
+    engine->post([this, pid, label, reply_later](kernel::Kernel& k) {
+      auto c = k.checkpoint(pid, label);
+      Result<json> result = c.ok() ? Result<json>(json{{"pid", pid},
+                                                       {"checkpoint",
+                                                        {{"id", c->id},
+                                                         {"label", c->label},
+                                                         {"tokens", c->tokens},
+                                                         {"tool_calls", c->tool_calls}}}})
+                                   : Result<json>(c.error());
+      asio::post(io, [result = std::move(result), reply_later] { reply_later(result); });
+    });
+    return json(nullptr);
+  }
+  if (method == "proc.restore") {
+    ICAM_TRY(check_params(params, {"checkpoint", "pid", "label"}));
+    int64_t checkpoint = 0;
+    kernel::Pid from = 0;
+    std::string label;
+    if (params.contains("checkpoint")) {
+      if (params.contains("pid") || params.contains("label"))
+        return make_error(Errc::invalid_argument,
+                          "params: either checkpoint, or pid and label, not both");
+      if (!params["checkpoint"].is_number_unsigned() || params["checkpoint"].get<int64_t>() <= 0)
+        return make_error(Errc::invalid_argument,
+                          "params.checkpoint: expected a positive integer (a checkpoint id)");
+      checkpoint = params["checkpoint"].get<int64_t>();
+    } else {
+      from = ICAM_TRY(pid_param(params));
+      if (!params.contains("label") || !params["label"].is_string())
+        return make_error(Errc::invalid_argument,
+                          "params.label: expected a string (or give params.checkpoint)");
+      label = params["label"].get<std::string>();
+    }
+    if (draining)
+      return make_error(Errc::unavailable, "the daemon is shutting down; not starting new jobs");
+    if (directory.live_total() + spawns_in_flight >= options.max_processes)
+      return make_error(Errc::resource_exhausted, "the daemon already runs ",
+                        options.max_processes, " processes (its limit)");
+    if (directory.live(uid) + spawns_in_flight >= options.max_per_user)
+      return make_error(Errc::resource_exhausted, "user ", uid, " already runs ",
+                        options.max_per_user, " processes (the per-user limit)");
+    ++spawns_in_flight;
+    answered_later = true;
+    engine->post([this, checkpoint, from, label, uid, reply_later](kernel::Kernel& k) mutable {
+      Result<kernel::Pid> pid = make_error(Errc::internal, "not restored");
+      if (checkpoint == 0) {
+        auto found = k.find_checkpoint(from, label);
+        // Another user's process has no checkpoints as far as the caller can tell.
+        if (found.ok() && k.journal()) {
+          auto owner = k.journal()->load(from);
+          if (owner.ok() && uid != 0 && owner->owner_uid != uid)
+            found = make_error(Errc::not_found, "process ", from, " has no checkpoint labelled '",
+                               label, "'");
+        }
+        if (found.ok()) checkpoint = *found;
+        else pid = found.error();
+      }
+      if (checkpoint != 0) pid = k.restore(checkpoint, uid);
+      json record = pid.ok() ? kernel::to_json(*k.process(*pid)) : json(nullptr);
+      Status status = pid.ok() ? ok_status() : Status(pid.error());
+      asio::post(io, [this, record = std::move(record), status, checkpoint, reply_later] {
+        --spawns_in_flight;
+        if (!status.ok()) {
+          reply_later(status.error());
+        } else {
+          directory.update(record);
+          reply_later(json{{"pid", record["pid"]}, {"process", record}, {"checkpoint", checkpoint}});
+        }
+        maybe_finish();
+      });
+    });
+    return json(nullptr);
+  }
   if (method == "kernel.stats") {
     ICAM_TRY(check_params(params, {}));
     json stats = last_stats.is_null() ? json::object() : last_stats;
@@ -677,6 +761,11 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options,
                       {"architecture", llm::architecture_name(mc.arch)},
                       {"context_length", mc.context_length},
                       {"chat_family", llm::chat_family_name(kernel->model().chat_family())}};
+
+  // Processes that exited before a restart still answer ps and wait (the journal keeps their
+  // records); those it left running are revived by the kernel's first step.
+  for (const json& record : kernel->journaled_exits(1024)) impl->directory.update(record);
+  for (const json& record : kernel->resuming_records()) impl->directory.update(record);
 
   Impl* raw = impl.get();
   impl->engine = std::make_unique<EngineThread>(std::move(kernel), [raw](EngineReport report) {

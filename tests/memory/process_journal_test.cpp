@@ -133,6 +133,49 @@ TEST(ProcessJournal, AToolResultIsRecordedOnceAndFoundOnResume) {
   EXPECT_FALSE(missing->has_value());
 }
 
+TEST(ProcessJournal, WhatTheKernelNeedsToResumeAndRestore) {
+  TempDir dir;
+  auto j = open_ok(dir.path() + "/journal.db");
+  ASSERT_TRUE(j);
+  ASSERT_TRUE(j->check_writable().ok());
+  // Begun with its prompt in the same transaction.
+  const std::vector<int32_t> prompt = {1, 2, 3};
+  ASSERT_TRUE(j->begin_process(4, R"({"name":"a"})", 1000, prompt).ok());
+  ASSERT_TRUE(j->append_tokens(4, std::vector<int32_t>{7, 8}).ok());
+  // A result at an explicit position (a restored copy), not past the transcript.
+  ASSERT_TRUE(j->record_tool_result(4, 0, "kv.get", "{}", "r0", 4).ok());
+  EXPECT_EQ(code_of(j->record_tool_result(4, 1, "kv.get", "{}", "r1", 6)), Errc::invalid_argument);
+  ASSERT_TRUE(j->record_tool_result(4, 1, "kv.get", "{}", "r1").ok());
+  auto p = j->load(4);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->transcript, (std::vector<int32_t>{1, 2, 3, 7, 8}));
+  ASSERT_EQ(p->tool_results.size(), 2u);
+  EXPECT_EQ(p->tool_results[0].at_token, 4);
+  EXPECT_EQ(p->tool_results[1].at_token, 5);
+  // Checkpoints found by id and by label (the newest of a label).
+  auto first = j->checkpoint(4, "x");
+  auto second = j->checkpoint(4, "x");
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(*j->checkpoint_pid(*first), 4u);
+  EXPECT_EQ(*j->find_checkpoint(4, "x"), *second);
+  EXPECT_EQ(code_of(j->find_checkpoint(4, "y")), Errc::not_found);
+  EXPECT_EQ(code_of(j->checkpoint_pid(*second + 1)), Errc::not_found);
+  // Exit records, oldest first, at most `limit`.
+  ASSERT_TRUE(j->begin_process(5, "{}", 1000).ok());
+  ASSERT_TRUE(j->begin_process(6, "{}", 1000).ok());
+  ASSERT_TRUE(j->exit(5, R"({"pid":5})").ok());
+  ASSERT_TRUE(j->exit(6, R"({"pid":6})").ok());
+  auto exits = j->exit_records(10);
+  ASSERT_TRUE(exits.ok());
+  ASSERT_EQ(exits->size(), 2u);
+  EXPECT_EQ((*exits)[0].first, 5u);
+  EXPECT_EQ((*exits)[1].second, R"({"pid":6})");
+  auto last = j->exit_records(1);
+  ASSERT_TRUE(last.ok());
+  ASSERT_EQ(last->size(), 1u);
+  EXPECT_EQ((*last)[0].first, 6u);
+}
+
 TEST(ProcessJournal, OneStepForManyProcessesIsOneTransaction) {
   TempDir dir;
   auto j = open_ok(dir.path() + "/journal.db");

@@ -49,6 +49,14 @@ TEST(CapabilityMatchTest, NamesSpawnAndExpiry) {
   EXPECT_TRUE(allows("tool:calc", Request::tool("calc")));
   EXPECT_FALSE(allows("tool:calc", Request::tool("calculator")));
   EXPECT_TRUE(allows("tool:*", Request::tool("anything")));
+  // A driver allows each of its tools; DRIVER/TOOL only that one.
+  EXPECT_TRUE(allows("tool:calc", Request::tool("calc/add")));
+  EXPECT_TRUE(allows("tool:calc/add", Request::tool("calc/add")));
+  EXPECT_FALSE(allows("tool:calc/add", Request::tool("calc/mul")));
+  EXPECT_FALSE(allows("tool:calc/add", Request::tool("calc")));
+  EXPECT_FALSE(allows("tool:calc", Request::tool("calculator/add")));
+  EXPECT_FALSE(allows("tool:calc", Request::tool("calc/")));
+  EXPECT_TRUE(allows("tool:*", Request::tool("calc/add")));
   EXPECT_TRUE(allows("kv:team/*", Request::kv("team/notes")));
   EXPECT_FALSE(allows("kv:team/*", Request::kv("other/notes")));
   EXPECT_FALSE(allows("kv:notes", Request::kv("notes2")));
@@ -75,6 +83,10 @@ TEST(CapabilityMatchTest, Attenuation) {
   EXPECT_TRUE(covers("spawn:4", "spawn:2").ok());
   EXPECT_TRUE(covers("kv:team*", "kv:team/notes*").ok());
   EXPECT_TRUE(covers("tool:*", "tool:calc").ok());
+  EXPECT_TRUE(covers("tool:calc", "tool:calc/add").ok());
+  EXPECT_TRUE(covers("tool:*", "tool:calc/add").ok());
+  EXPECT_FALSE(covers("tool:calc/add", "tool:calc").ok());
+  EXPECT_FALSE(covers("tool:calc/add", "tool:calc/mul").ok());
   EXPECT_TRUE(covers("tool:calc expires=2030-01-01T00:00:00Z",
                      "tool:calc expires=2029-01-01T00:00:00Z")
                   .ok());

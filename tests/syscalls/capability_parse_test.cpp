@@ -73,6 +73,14 @@ TEST(CapabilityParseTest, ErrorsSayWhereAndWhat) {
   EXPECT_THAT(parse_error("net:[zz]:80"), HasSubstr("not an IPv6 address"));
   EXPECT_THAT(parse_error("tool:ca$c"), HasSubstr("column 8: unexpected character '$'"));
   EXPECT_THAT(parse_error("tool:calc*"), HasSubstr("'*' is allowed only alone"));
+  // External drivers' tools: DRIVER/TOOL, one level, no wildcard part.
+  EXPECT_EQ(parse_ok("tool:calc/add").target, "calc/add");
+  EXPECT_EQ(parse_ok("tool:calc/add uses=2").to_string(), "tool:calc/add uses=2");
+  EXPECT_THAT(parse_error("tool:calc/"), HasSubstr("column 11: expected a tool name"));
+  EXPECT_THAT(parse_error("tool:/add"), HasSubstr("column 6: expected a driver name"));
+  EXPECT_THAT(parse_error("tool:calc/*"), HasSubstr("column 11: write tool:calc for every tool"));
+  EXPECT_THAT(parse_error("tool:*/add"), HasSubstr("column 6: '*' is allowed only alone"));
+  EXPECT_THAT(parse_error("tool:calc/a/b"), HasSubstr("column 12: unexpected character '/'"));
   EXPECT_THAT(parse_error("kv:a*b"), HasSubstr("column 5: '*' is allowed only at the end"));
   EXPECT_THAT(parse_error("spawn:-1"), HasSubstr("column 7: expected a digit"));
   EXPECT_THAT(parse_error("spawn:2000000"), HasSubstr("from 0 to 1000000"));

@@ -26,14 +26,15 @@ TEST(SyscallTable, HoldsEverySyscallOnceWithAConsistentEntry) {
   const std::vector<std::string> expected = {
       "fs.read",   "fs.write",  "fs.list",    "fs.stat",   "fs.remove", "exec.run",
       "kv.get",    "kv.put",    "msg.send",   "msg.recv",  "human.ask", "proc.spawn",
-      "proc.wait", "proc.kill", "clock.now",  "proc.exit", "mem.store", "mem.recall"};
+      "proc.wait", "proc.kill", "clock.now",  "proc.exit", "tool.call", "mem.store",
+      "mem.recall"};
   std::vector<std::string> names;
   for (const auto& s : syscall_table()) names.push_back(s.name);
   EXPECT_EQ(names, expected);
   EXPECT_EQ(syscall_names(),
             "fs.read, fs.write, fs.list, fs.stat, fs.remove, exec.run, kv.get, kv.put, "
             "msg.send, msg.recv, human.ask, proc.spawn, proc.wait, proc.kill, clock.now, "
-            "proc.exit, mem.store, mem.recall");
+            "proc.exit, tool.call, mem.store, mem.recall");
   for (const auto& s : syscall_table()) {
     SCOPED_TRACE(s.name);
     EXPECT_EQ(find_syscall(s.name), &s);
@@ -51,8 +52,9 @@ TEST(SyscallTable, HoldsEverySyscallOnceWithAConsistentEntry) {
       const std::string first = s.target_argument.substr(1, s.target_argument.find('/', 1) - 1);
       EXPECT_TRUE(s.arguments["properties"].contains(first)) << s.target_argument;
     }
-    // Drivers serve through a named tool; the kernel needs none.
-    EXPECT_EQ(s.server == Server::kernel, s.driver_tool.empty());
+    // Built-in drivers serve through a named tool; the kernel needs none, and an external
+    // driver's tool is named by the call's arguments.
+    EXPECT_EQ(s.server == Server::kernel || s.server == Server::external, s.driver_tool.empty());
   }
   EXPECT_EQ(find_syscall("fs.chmod"), nullptr);
 }
@@ -76,6 +78,12 @@ TEST(SyscallTable, StatesCapabilitiesAndSideEffects) {
   EXPECT_FALSE(find_syscall("proc.wait")->capability.has_value());
   EXPECT_FALSE(find_syscall("msg.recv")->capability.has_value());
   // Archival memory is the process's own namespace: the capability is the tool itself.
+  EXPECT_EQ(find_syscall("tool.call")->capability, CapKind::tool);
+  EXPECT_EQ(find_syscall("tool.call")->side_effect, SideEffectClass::irreversible);
+  EXPECT_FALSE(find_syscall("tool.call")->idempotent);
+  EXPECT_EQ(find_syscall("tool.call")->server, Server::external);
+  EXPECT_EQ(*raw_capability_target(*find_syscall("tool.call"), {{"driver", "calc"}, {"tool", "add"}}),
+            "calc/add");
   EXPECT_EQ(find_syscall("mem.store")->capability, CapKind::tool);
   EXPECT_EQ(find_syscall("mem.recall")->capability, CapKind::tool);
   EXPECT_EQ(*raw_capability_target(*find_syscall("mem.store"), {{"text", "x"}}), "mem.store");
@@ -154,7 +162,9 @@ TEST(ArgSchema, RefusesSchemasOutsideItsSubset) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), Errc::internal);
   EXPECT_THAT(st.error().message(), HasSubstr("unsupported keyword 'pattern'"));
-  EXPECT_FALSE(validate_arguments({{"type", "number"}}, 1.5).ok());
+  EXPECT_FALSE(validate_arguments({{"type", "null"}}, nullptr).ok());
+  // "number" is understood (external drivers' schemas use it); the table's own use integers.
+  EXPECT_TRUE(validate_arguments({{"type", "number"}}, 1.5).ok());
   EXPECT_FALSE(
       validate_arguments({{"type", "object"}, {"additionalProperties", true}}, json::object())
           .ok());
@@ -175,6 +185,37 @@ TEST(SyscallTable, ReferenceInDocsIsCurrent) {
   EXPECT_NE(doc.find(syscalls_markdown()), std::string::npos)
       << "docs/syscalls.md is out of date: paste the output of `icamd --syscalls-markdown`";
   for (const auto& s : syscall_table()) EXPECT_THAT(syscalls_markdown(), HasSubstr(s.name));
+}
+
+TEST(ArgSchema, AnExternalSchemaIsReducedToTheSubsetOrRefused) {
+  auto s = supported_schema(json::parse(R"({"type": "object", "title": "t", "$schema": "x",
+      "properties": {"a": {"type": "number", "minimum": 0.5, "default": 1}},
+      "additionalProperties": true})"));
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(*s, json::parse(R"({"type": "object",
+                                "properties": {"a": {"type": "number", "minimum": 0.5}}})"));
+  EXPECT_EQ(error_of(*s, {{"a", 0.25}}), "/arguments/a: must be at least 0.5");
+  EXPECT_EQ(error_of(*s, {{"a", "x"}}), "/arguments/a: expected a number");
+  EXPECT_EQ(error_of(*s, {{"a", 2}}), "ok");
+  EXPECT_EQ(error_of(*s, {{"b", true}}), "ok");  // no additionalProperties: false
+  EXPECT_EQ(schema_signature(*s), "{\"a\"?: number}");
+
+  auto refused = [](const char* text) {
+    auto r = supported_schema(json::parse(text));
+    return r.ok() ? std::string("ok") : r.error().message();
+  };
+  EXPECT_EQ(refused(R"({"type": "object", "properties": {"m": {"type": "string", "enum": ["x"]}}})"),
+            "/properties/m: keyword 'enum'");
+  EXPECT_EQ(refused(R"({"type": ["string", "null"]})"),
+            "/: type [\"string\",\"null\"] (supported: object, string, integer, number, "
+            "boolean, array)");
+  EXPECT_EQ(refused(R"({"type": "string", "maxLength": "long"})"),
+            "/: maxLength is not a non-negative integer");
+  EXPECT_EQ(refused(R"({"type": "integer", "minimum": 0.5})"),
+            "/: minimum of an integer is not an integer");
+  EXPECT_EQ(refused(R"({"type": "array", "items": 3})"), "/items: a schema that is not an object");
+  EXPECT_EQ(refused(R"({"properties": {}})"), "/: no type");
+  EXPECT_EQ(refused(R"({"type": "object", "required": [1]})"), "/: required holds a non-string");
 }
 
 }  // namespace

@@ -66,10 +66,14 @@ json long_job(const std::string& name = "long") {
 // The daemon as a child process, killed (if still running) when the test ends.
 class Daemon {
  public:
-  explicit Daemon(std::vector<std::string> extra = {}) {
-    dir_ = fs::temp_directory_path() /
-           ("icamd-test-" + std::to_string(getpid()) + "-" + std::to_string(counter_++));
-    fs::remove_all(dir_);
+  // `home`: the directory of a daemon started before (its journal, socket and log), for a restart;
+  // the test that named it removes it. Otherwise a fresh one, removed at the end.
+  explicit Daemon(std::vector<std::string> extra = {}, fs::path home = {}) {
+    owns_dir_ = home.empty();
+    dir_ = !home.empty() ? home
+                         : fs::temp_directory_path() / ("icamd-test-" + std::to_string(getpid()) +
+                                                        "-" + std::to_string(counter_++));
+    if (owns_dir_) fs::remove_all(dir_);
     fs::create_directories(dir_);
     socket_ = (dir_ / "run" / "icamd.sock").string();
     // Workspaces and the audit log in the test's directory, not the user's home.
@@ -82,7 +86,10 @@ class Daemon {
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
-      const int out = ::open((dir_ / "icamd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      // Its state (process journal, page store, archive) in the test's directory too.
+      ::setenv("ICAM_HOME", dir_.c_str(), 1);
+      ::setenv("ICAM_LOG_LEVEL", "info", 1);
+      const int out = ::open((dir_ / "icamd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
       ::dup2(out, 1);
       ::dup2(out, 2);
       std::vector<char*> argv;
@@ -101,15 +108,24 @@ class Daemon {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    ADD_FAILURE() << "icamd did not start:\n" << log();
+    if (expect_start_) ADD_FAILURE() << "icamd did not start:\n" << log();
   }
   ~Daemon() {
+    kill_now();
+    if (owns_dir_) fs::remove_all(dir_);
+  }
+  // SIGKILL, as a crash would end it: nothing is drained or written.
+  void kill_now() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
     }
-    fs::remove_all(dir_);
   }
+  const fs::path& dir() const { return dir_; }
+  bool running() const { return pid_ > 0; }
+  // For a daemon expected not to start: no failure is reported when it does not.
+  static inline bool expect_start_ = true;
 
   DaemonClient connect() const {
     auto c = DaemonClient::connect(socket_);
@@ -138,6 +154,7 @@ class Daemon {
 
  private:
   static inline int counter_ = 0;
+  bool owns_dir_ = true;
   fs::path dir_;
   std::string socket_;
   pid_t pid_ = -1;
@@ -625,6 +642,133 @@ TEST(Icamctl, CommandsAgainstTheDaemon) {
   Cmd gone = icamctl(d, "ps");
   EXPECT_EQ(gone.status, 5);
   EXPECT_NE(gone.err.find("no daemon is running"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The process journal: restart after SIGKILL, checkpoints, a damaged journal.
+
+json story_job(const std::string& name) {
+  return {{"name", name},
+          {"task", "tell a story"},
+          {"sampling", {{"max_tokens", 600}, {"stop_tokens", json::array()}}},
+          {"budgets", {{"tokens", 1000}}}};
+}
+
+// Polls proc.get until `done(record)` holds; the last record.
+template <typename Done>
+json poll(DaemonClient& c, uint64_t pid, Done done, double seconds = 120) {
+  json record;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    auto g = c.call("proc.get", {{"pid", pid}});
+    if (g.ok()) {
+      record = (*g)["process"];
+      if (done(record)) return record;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ADD_FAILURE() << "process " << pid << " never got there; last record " << record.dump();
+  return record;
+}
+
+TEST(DaemonJournal, AProcessKilledWithItsDaemonResumesAfterARestart) {
+  Daemon first;
+  ASSERT_TRUE(first.running());
+  const fs::path home = first.dir();
+  DaemonClient c = first.connect();
+  // The same job uninterrupted, for the answer it must end with (greedy decoding).
+  const uint64_t whole = run(c, story_job("story"));
+  auto done = c.call("proc.wait", {{"pid", whole}});
+  ASSERT_TRUE(done.ok()) << done.error().message();
+  const json expected = (*done)["process"];
+  ASSERT_EQ(expected["exit"]["reason"], "completed");
+
+  const uint64_t pid = run(c, story_job("story"));
+  const json seen = poll(
+      c, pid, [](const json& r) { return r["accounting"]["generated_tokens"].get<int>() >= 20; });
+  first.kill_now();  // mid-run: no drain, no exit written
+  EXPECT_NE(seen["state"], "exited");
+
+  {
+    Daemon second({}, home);
+    ASSERT_TRUE(second.running()) << second.log();
+    // icamctl wait gives the process that went on where it stopped; its exit is the same.
+    Cmd waited = icamctl(second, "wait " + std::to_string(pid) + " --json");
+    ASSERT_EQ(waited.status, 0) << waited.err << second.log();
+    const json record = json::parse(waited.out);
+    EXPECT_EQ(record["pid"], pid);
+    EXPECT_EQ(record["exit"]["reason"], "completed");
+    EXPECT_EQ(record["exit"]["answer"], expected["exit"]["answer"]);
+    EXPECT_EQ(record["accounting"]["generated_tokens"], expected["accounting"]["generated_tokens"]);
+    // The one that had exited before the kill still answers too, and new pids come after.
+    Cmd old = icamctl(second, "wait " + std::to_string(whole));
+    EXPECT_EQ(old.status, 0) << old.err;
+    DaemonClient c2 = second.connect();
+    EXPECT_EQ(run(c2, short_job()), pid + 1);
+    EXPECT_NE(second.log().find("process " + std::to_string(pid) + " resumed from the journal"),
+              std::string::npos)
+        << second.log();
+  }
+  fs::remove_all(home);
+}
+
+TEST(DaemonJournal, CheckpointThenRestoreStartsANewProcessFromIt) {
+  Daemon d;
+  DaemonClient c = d.connect();
+  const uint64_t pid = run(c, story_job("story"));
+  poll(c, pid, [](const json& r) { return r["accounting"]["generated_tokens"].get<int>() >= 10; });
+  Cmd cp = icamctl(d, "checkpoint " + std::to_string(pid) + " --label early");
+  ASSERT_EQ(cp.status, 0) << cp.err;
+  const std::string id = cp.out.substr(0, cp.out.find('\n'));
+  EXPECT_NE(cp.err.find("'early'"), std::string::npos) << cp.err;
+  auto original = c.call("proc.wait", {{"pid", pid}});
+  ASSERT_TRUE(original.ok());
+
+  Cmd restored = icamctl(d, "restore " + id);
+  ASSERT_EQ(restored.status, 0) << restored.err;
+  const uint64_t copy = std::stoull(restored.out);
+  EXPECT_NE(copy, pid);
+  auto copied = c.call("proc.wait", {{"pid", copy}});
+  ASSERT_TRUE(copied.ok());
+  const json& a = (*original)["process"];
+  const json& b = (*copied)["process"];
+  EXPECT_EQ(b["name"], "story");
+  // Greedy from the checkpointed prefix, the copy ends with the original's answer.
+  EXPECT_EQ(b["exit"]["answer"], a["exit"]["answer"]);
+  EXPECT_EQ(b["accounting"]["generated_tokens"], a["accounting"]["generated_tokens"]);
+
+  Cmd by_label = icamctl(d, "restore " + std::to_string(pid) + " --label early");
+  EXPECT_EQ(by_label.status, 0) << by_label.err;
+  Cmd none = icamctl(d, "restore " + std::to_string(pid) + " --label nope");
+  EXPECT_EQ(none.status, 4) << none.err;
+  Cmd missing = icamctl(d, "checkpoint 999");
+  EXPECT_EQ(missing.status, 4);
+}
+
+TEST(DaemonJournal, ADamagedJournalStopsTheDaemonAtStartup) {
+  const fs::path home = fs::temp_directory_path() / ("icamd-bad-journal-" + std::to_string(getpid()));
+  fs::remove_all(home);
+  fs::create_directories(home);
+  {
+    std::ofstream out(home / "journal.db", std::ios::binary);
+    out << std::string(8192, 'x');
+  }
+  Daemon::expect_start_ = false;
+  {
+    Daemon d({}, home);
+    EXPECT_FALSE(d.running());
+    const std::string log = d.log();
+    EXPECT_NE(log.find("journal"), std::string::npos) << log;
+    EXPECT_NE(log.find(home.string()), std::string::npos) << log;
+  }
+  Daemon::expect_start_ = true;
+  // The status: icamd exits 1.
+  const std::string cmd = "ICAM_HOME=" + home.string() + " " + ICAMD_PATH + " --socket " +
+                          (home / "s.sock").string() + " --model " + model_file() +
+                          " >/dev/null 2>&1";
+  const int raw = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(raw), 1);
+  fs::remove_all(home);
 }
 
 }  // namespace

@@ -1,0 +1,385 @@
+// The process journal wired into the kernel (tiny generated model, real SQLite journal files in a
+// temporary directory): a kernel destroyed mid-run (as a daemon killed with SIGKILL would be) and
+// a new kernel over the same journal give the same tokens as an uninterrupted run; a call whose
+// result was recorded is not made again; a call with no recorded result is made again only when
+// it is idempotent; a half-written call goes on under the tool-call grammar; checkpoints restore
+// as new processes; a damaged or locked journal stops the kernel at startup.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/sqlite_db.h"
+#include "kernel/kernel.h"
+#include "tests/drivers/llm/engine/tiny_model.h"
+#include "tests/kernel/scripted_events.h"
+
+namespace icam::kernel {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::Scripts;
+using testing::ScriptedEvents;
+using testing::tool_call;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "icam-journal-XXXXXX").string();
+    if (::mkdtemp(pattern.data())) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    if (!path_.empty()) fs::remove_all(path_, ignored);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+// Serves every call by counting it: what the test asserts is whether a call was made at all.
+class CountingHandler : public SyscallHandler {
+ public:
+  Result<std::string> call(Process&, const std::string& name, const json& arguments) override {
+    calls.push_back(name + " " + arguments.dump());
+    return json{{"ok", true}, {"call", calls.size()}}.dump();
+  }
+  std::vector<std::string> calls;
+};
+
+KernelOptions options(const std::string& journal, bool resume, SyscallHandler* handler = nullptr,
+                      Scripts scripts = {}) {
+  llm::testing::TinySpec spec = llm::testing::tiny_spec("llama");
+  spec.context_length = 4096;  // tool instructions are long in byte tokens
+  KernelOptions o;
+  o.model_path = llm::testing::tiny_model_file(spec);
+  o.threads = 1;
+  o.kv_pool_bytes = 16u << 20;
+  o.journal_path = journal;
+  o.resume_journaled = resume;
+  o.syscalls = handler;
+  if (!scripts.empty()) o.events_tap = ScriptedEvents::tap(std::move(scripts));
+  return o;
+}
+
+std::unique_ptr<Kernel> make_kernel(const KernelOptions& o) {
+  auto k = Kernel::create(o);
+  EXPECT_TRUE(k.ok()) << k.error().message();
+  return k.ok() ? std::move(*k) : nullptr;
+}
+
+JobSpec story_job() {
+  JobSpec job;
+  job.name = "story";
+  job.task = "tell me a long story";
+  job.sampling.max_tokens = 48;  // greedy (temperature 0)
+  job.sampling.stop_tokens = {};
+  job.budgets.tokens = 48;
+  return job;
+}
+
+JobSpec tool_job(std::string name, std::vector<std::string> tools, int turn_tokens = 2) {
+  JobSpec job;
+  job.name = std::move(name);
+  job.task = "do it";
+  job.sampling.max_tokens = turn_tokens;
+  job.budgets.tokens = 2000;
+  job.tools = std::move(tools);
+  return job;
+}
+
+memory::JournalProcess load(Kernel& k, Pid pid) {
+  auto p = k.journal()->load(pid);
+  EXPECT_TRUE(p.ok()) << p.error().message();
+  return p.ok() ? *p : memory::JournalProcess{};
+}
+
+bool starts_with(const std::vector<int32_t>& whole, const std::vector<int32_t>& prefix) {
+  return whole.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), whole.begin());
+}
+
+TEST(JournalResume, AKernelKilledMidRunResumesFromTheLastCommittedToken) {
+  TempDir dir;
+  // The uninterrupted run.
+  std::vector<int32_t> whole;
+  ExitStatus uninterrupted;
+  int64_t generated = 0;
+  {
+    auto k = make_kernel(options(dir.file("a.db"), false));
+    ASSERT_TRUE(k);
+    auto pid = k->spawn(story_job());
+    ASSERT_TRUE(pid.ok()) << pid.error().message();
+    ASSERT_TRUE(k->run_until_idle().ok());
+    uninterrupted = *k->process(*pid)->exit;
+    generated = k->process(*pid)->accounting.generated_tokens;
+    const memory::JournalProcess jp = load(*k, *pid);
+    EXPECT_EQ(jp.state, "exited");
+    whole = jp.transcript;
+    auto record = json::parse(jp.exit);
+    EXPECT_EQ(record["exit"]["reason"], exit_reason_name(uninterrupted.reason));
+  }
+  ASSERT_FALSE(whole.empty());
+
+  // The same job, its kernel destroyed part-way: nothing exits, as under SIGKILL.
+  Pid pid = 0;
+  size_t committed = 0;
+  size_t prompt = 0;
+  {
+    auto k = make_kernel(options(dir.file("b.db"), false));
+    ASSERT_TRUE(k);
+    auto spawned = k->spawn(story_job());
+    ASSERT_TRUE(spawned.ok());
+    pid = *spawned;
+    prompt = static_cast<size_t>(k->process(pid)->accounting.prompt_tokens);
+    while (k->process(pid)->accounting.generated_tokens < 20) ASSERT_TRUE(k->step().ok());
+    committed = load(*k, pid).transcript.size();
+  }
+  EXPECT_GT(committed, prompt + 10);  // it was mid-run, with tokens committed
+  EXPECT_LT(committed, whole.size());
+
+  // A new kernel over the journal picks it up with its pid and finishes it.
+  auto k = make_kernel(options(dir.file("b.db"), true));
+  ASSERT_TRUE(k);
+  EXPECT_EQ(k->live_processes(), 1u);
+  ASSERT_TRUE(k->run_until_idle().ok());
+  ASSERT_EQ(k->resumed(), std::vector<Pid>{pid});
+  EXPECT_TRUE(k->resume_errors().empty());
+  const Process* p = k->process(pid);
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(p->exit.has_value());
+  EXPECT_EQ(p->exit->reason, uninterrupted.reason);
+  EXPECT_EQ(p->accounting.generated_tokens, generated);
+  EXPECT_EQ(p->exit->answer, uninterrupted.answer);
+  const memory::JournalProcess jp = load(*k, pid);
+  EXPECT_EQ(jp.state, "exited");
+  // Every committed token kept, none twice, and the rest as the uninterrupted run made them.
+  EXPECT_EQ(jp.transcript, whole);
+  // New processes are numbered after the journal's.
+  auto next = k->spawn(story_job());
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, pid + 1);
+}
+
+TEST(JournalResume, ARecordedResultIsGivenAgainNotMadeAgain) {
+  TempDir dir;
+  CountingHandler handler;
+  const json args = {{"namespace", "notes"}, {"key", "k"}, {"value", "v"}};
+  Pid pid = 0;
+  std::vector<int32_t> before;
+  {
+    auto k = make_kernel(options(dir.file("j.db"), false, &handler,
+                                 {{"writer", {tool_call("kv.put", args)}}}));
+    ASSERT_TRUE(k);
+    auto spawned = k->spawn(tool_job("writer", {"kv.put"}));
+    ASSERT_TRUE(spawned.ok()) << spawned.error().message();
+    pid = *spawned;
+    while (handler.calls.empty()) ASSERT_TRUE(k->step().ok());
+    before = load(*k, pid).transcript;
+    const memory::JournalProcess jp = load(*k, pid);
+    ASSERT_EQ(jp.tool_results.size(), 1u);
+    EXPECT_EQ(jp.tool_results[0].name, "kv.put");
+    EXPECT_EQ(json::parse(jp.tool_results[0].arguments), args);
+  }
+  ASSERT_EQ(handler.calls.size(), 1u);
+  // Restarted, the model's next turn ends the process; the put is not made again.
+  auto k = make_kernel(options(dir.file("j.db"), true, &handler,
+                               {{"writer", {tool_call("proc.exit", {{"answer", "done"}})}}}));
+  ASSERT_TRUE(k);
+  ASSERT_TRUE(k->run_until_idle().ok());
+  EXPECT_EQ(handler.calls.size(), 1u);
+  const Process* p = k->process(pid);
+  ASSERT_TRUE(p && p->exit);
+  EXPECT_EQ(p->exit->reason, ExitReason::completed);
+  EXPECT_EQ(p->exit->answer, "done");
+  EXPECT_EQ(p->accounting.syscalls, 2);  // the put, then proc.exit
+  const memory::JournalProcess jp = load(*k, pid);
+  EXPECT_TRUE(starts_with(jp.transcript, before));
+  EXPECT_EQ(jp.tool_results.size(), 1u);
+}
+
+// Builds a journal by hand: a process begun by a kernel (so its prompt is the real one), then
+// what the test appends, as a kernel stopped at that point would have left it.
+struct HandMade {
+  Pid pid = 0;
+  std::vector<int32_t> transcript;
+};
+
+HandMade begin_by_hand(const std::string& journal, const JobSpec& job,
+                       const std::string& written, CountingHandler& handler) {
+  HandMade out;
+  auto k = make_kernel(options(journal, false, &handler));
+  if (!k) return out;
+  auto pid = k->spawn(job);
+  EXPECT_TRUE(pid.ok()) << pid.error().message();
+  if (!pid.ok()) return out;
+  out.pid = *pid;
+  auto tokens = k->model().tokenizer().encode(written, false, true);
+  EXPECT_TRUE(tokens.ok());
+  EXPECT_TRUE(k->journal()->append_tokens(out.pid, *tokens).ok());
+  out.transcript = load(*k, out.pid).transcript;
+  return out;
+}
+
+TEST(JournalResume, AMissingToolMessageIsAppendedFromTheRecordedResult) {
+  TempDir dir;
+  CountingHandler handler;
+  const JobSpec job = tool_job("writer", {"kv.put"});
+  const std::string call =
+      tool_call("kv.put", {{"namespace", "n"}, {"key", "k"}, {"value", "v"}}) + "</tool_call>";
+  HandMade h = begin_by_hand(dir.file("j.db"), job, call, handler);
+  ASSERT_NE(h.pid, 0u);
+  {
+    auto journal = memory::ProcessJournal::open(dir.file("j.db"));
+    ASSERT_TRUE(journal.ok());
+    ASSERT_TRUE((*journal)->record_tool_result(h.pid, 0, "kv.put", "{}", "{\"stored\":true}").ok());
+  }
+  auto k = make_kernel(options(dir.file("j.db"), true, &handler));
+  ASSERT_TRUE(k);
+  ASSERT_TRUE(k->run_until_idle().ok());
+  EXPECT_TRUE(handler.calls.empty());
+  const memory::JournalProcess jp = load(*k, h.pid);
+  EXPECT_EQ(jp.state, "exited");
+  ASSERT_TRUE(starts_with(jp.transcript, h.transcript));
+  const std::string after = k->model().tokenizer().decode(
+      std::vector<int32_t>(jp.transcript.begin() + static_cast<std::ptrdiff_t>(h.transcript.size()),
+                           jp.transcript.end()));
+  EXPECT_NE(after.find("{\"stored\":true}"), std::string::npos) << after;
+}
+
+TEST(JournalResume, AnUnansweredCallRunsAgainOnlyWhenIdempotent) {
+  TempDir dir;
+  CountingHandler handler;
+  // exec.run is not idempotent: the model is told its outcome is unknown.
+  const JobSpec runner = tool_job("runner", {"exec.run"});
+  HandMade a = begin_by_hand(dir.file("a.db"), runner,
+                             tool_call("exec.run", {{"argv", {"/bin/true"}}}) + "</tool_call>",
+                             handler);
+  ASSERT_NE(a.pid, 0u);
+  {
+    auto k = make_kernel(options(dir.file("a.db"), true, &handler));
+    ASSERT_TRUE(k);
+    ASSERT_TRUE(k->run_until_idle().ok());
+    EXPECT_TRUE(handler.calls.empty());
+    const memory::JournalProcess jp = load(*k, a.pid);
+    ASSERT_EQ(jp.tool_results.size(), 1u);
+    EXPECT_EQ(jp.tool_results[0].name, "exec.run");
+    EXPECT_NE(jp.tool_results[0].result.find("outcome unknown"), std::string::npos)
+        << jp.tool_results[0].result;
+    EXPECT_EQ(jp.tool_results[0].at_token, static_cast<int64_t>(a.transcript.size()));
+    EXPECT_EQ(k->process(a.pid)->accounting.syscalls, 1);
+  }
+  // kv.get is: it is made again, once.
+  const JobSpec reader = tool_job("reader", {"kv.get"});
+  HandMade b = begin_by_hand(dir.file("b.db"), reader,
+                             tool_call("kv.get", {{"namespace", "n"}, {"key", "k"}}) + "</tool_call>",
+                             handler);
+  ASSERT_NE(b.pid, 0u);
+  auto k = make_kernel(options(dir.file("b.db"), true, &handler));
+  ASSERT_TRUE(k);
+  ASSERT_TRUE(k->run_until_idle().ok());
+  ASSERT_EQ(handler.calls.size(), 1u);
+  EXPECT_EQ(handler.calls[0].rfind("kv.get ", 0), 0u);
+  const memory::JournalProcess jp = load(*k, b.pid);
+  ASSERT_EQ(jp.tool_results.size(), 1u);
+  EXPECT_NE(jp.tool_results[0].result.find("\"ok\":true"), std::string::npos);
+}
+
+TEST(JournalResume, AHalfWrittenCallGoesOnUnderTheGrammar) {
+  TempDir dir;
+  CountingHandler handler;
+  // The kernel stopped while the model was writing the tool's name. Primed with what it wrote,
+  // the filter can only let it finish a well-formed call to a tool it lists.
+  const JobSpec job = tool_job("reader", {"kv.get"}, 1500);
+  HandMade h = begin_by_hand(dir.file("j.db"), job, "<tool_call>{\"name\": \"kv.", handler);
+  ASSERT_NE(h.pid, 0u);
+  auto k = make_kernel(options(dir.file("j.db"), true, &handler));
+  ASSERT_TRUE(k);
+  // Run until the call is made (a random tiny model, constrained, still has to close it).
+  for (int i = 0; i < 3000 && handler.calls.empty() && k->has_work(); ++i)
+    ASSERT_TRUE(k->step().ok());
+  ASSERT_FALSE(handler.calls.empty()) << "no call was made";
+  EXPECT_EQ(handler.calls[0].rfind("kv.get ", 0), 0u) << handler.calls[0];
+}
+
+TEST(JournalResume, ACheckpointRestoresAsANewProcessWithItsPrefix) {
+  TempDir dir;
+  auto k = make_kernel(options(dir.file("j.db"), false));
+  ASSERT_TRUE(k);
+  auto pid = k->spawn(story_job());
+  ASSERT_TRUE(pid.ok());
+  while (k->process(*pid)->accounting.generated_tokens < 10) ASSERT_TRUE(k->step().ok());
+  auto c = k->checkpoint(*pid, "ten");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->label, "ten");
+  const std::vector<int32_t> at_checkpoint = load(*k, *pid).transcript;
+  EXPECT_EQ(static_cast<size_t>(c->tokens), at_checkpoint.size());
+  auto found = k->find_checkpoint(*pid, "ten");
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(*found, c->id);
+  EXPECT_EQ(k->find_checkpoint(*pid, "none").error().code(), Errc::not_found);
+
+  // Another user's checkpoint does not exist for them.
+  EXPECT_EQ(k->restore(c->id, static_cast<uint32_t>(getuid()) + 1).error().code(),
+            Errc::not_found);
+  EXPECT_EQ(k->restore(c->id + 100).error().code(), Errc::not_found);
+
+  auto restored = k->restore(c->id, static_cast<uint32_t>(getuid()));
+  ASSERT_TRUE(restored.ok()) << restored.error().message();
+  EXPECT_NE(*restored, *pid);
+  const Process* r = k->process(*restored);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->name, "story");
+  EXPECT_EQ(r->owner_uid, k->process(*pid)->owner_uid);
+  EXPECT_EQ(r->accounting.prompt_tokens + r->accounting.generated_tokens,
+            static_cast<int64_t>(at_checkpoint.size()));
+  ASSERT_TRUE(k->run_until_idle().ok());
+  ASSERT_TRUE(k->process(*restored)->exit.has_value());
+  const memory::JournalProcess original = load(*k, *pid);
+  const memory::JournalProcess copy = load(*k, *restored);
+  EXPECT_TRUE(starts_with(copy.transcript, at_checkpoint));
+  EXPECT_GT(copy.transcript.size(), at_checkpoint.size());
+  // Greedy from the same prefix: the copy ends as the original did.
+  EXPECT_EQ(copy.transcript, original.transcript);
+}
+
+TEST(JournalResume, ADamagedOrLockedJournalStopsTheKernelAtStartup) {
+  TempDir dir;
+  {
+    std::ofstream out(dir.file("garbage.db"), std::ios::binary);
+    out << std::string(8192, 'x');
+  }
+  auto bad = Kernel::create(options(dir.file("garbage.db"), true));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), Errc::corrupt) << bad.error().message();
+  EXPECT_NE(bad.error().message().find("journal"), std::string::npos) << bad.error().message();
+
+  // Another kernel holds it.
+  auto first = make_kernel(options(dir.file("j.db"), true));
+  ASSERT_TRUE(first);
+  auto second = Kernel::create(options(dir.file("j.db"), true));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), Errc::unavailable) << second.error().message();
+  EXPECT_NE(second.error().message().find("another kernel"), std::string::npos);
+  first.reset();
+
+  // Another process holds the SQLite file's write lock.
+  auto db = sqlite::Database::open(dir.file("j.db"), false);
+  ASSERT_TRUE(db.ok()) << db.error().message();
+  ASSERT_TRUE(db->exec("BEGIN IMMEDIATE").ok());
+  auto locked = Kernel::create(options(dir.file("j.db"), true));
+  ASSERT_FALSE(locked.ok());
+  EXPECT_EQ(locked.error().code(), Errc::unavailable) << locked.error().message();
+  EXPECT_NE(locked.error().message().find("journal"), std::string::npos);
+  ASSERT_TRUE(db->exec("ROLLBACK").ok());
+  EXPECT_TRUE(make_kernel(options(dir.file("j.db"), true)) != nullptr);
+}
+
+}  // namespace
+}  // namespace icam::kernel
