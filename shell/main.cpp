@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
     // Audited and with workspaces where icamd's would be, so `icamctl audit` sees them too.
     kernel::KernelOptions k = kernel::kernel_options(*config);
     k.human_answers = true;  // the shell's /approve and /deny answer human.ask
+    // The shell's own kernel keeps no journal: its processes end with the shell, and a later
+    // icamd must not resume conversations nobody is attached to.
+    k.journal_path.clear();
     k.model_path = args->get("model").value_or(k.model_path);
     auto threads = args->get_int("threads", config->threads, 0, 1024);
     if (!threads.ok()) return fail(2, threads.error().message());
