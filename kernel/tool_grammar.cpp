@@ -10,7 +10,15 @@ namespace {
 
 using nlohmann::json;
 
-enum FrameKind : uint8_t { kCall, kObject, kArray, kString, kInteger, kBoolean, kKey, kName };
+enum FrameKind : uint8_t {
+  kCall, kObject, kArray, kString, kInteger, kBoolean, kKey, kName,
+  kAny,        // a JSON value of any type, not begun yet: becomes one of the kinds below
+  kAnyObject,  // an object with any keys and values
+  kAnyArray,   // an array of any values
+  kNumber,     // a JSON number (sign, fraction, exponent)
+};
+// A JSON number's bytes at most; longer ones are refused.
+constexpr int64_t kMaxNumberBytes = 32;
 
 // The call's own syntax, one step per phase of its frame.
 enum class CallStep : uint8_t { ws, literal, name, arguments };
@@ -150,7 +158,13 @@ Result<int16_t> ToolCallGrammar::compile(const json& schema, int depth, const st
     return make_error(Errc::invalid_argument, "tool-call grammar: too many schema nodes");
   const std::string type = schema["type"].get<std::string>();
   Node node;
-  if (type == "object") {
+  const bool open = !schema.contains("additionalProperties") ||
+                    schema["additionalProperties"] != json(false);
+  if (type == "object" && open && schema.value("properties", json::object()).empty()) {
+    node.type = Node::Type::any_object;
+    any_node();
+    free_string_node();
+  } else if (type == "object") {
     node.type = Node::Type::object;
     const json properties = schema.value("properties", json::object());
     if (properties.size() > 64)
@@ -191,6 +205,26 @@ Result<int16_t> ToolCallGrammar::compile(const json& schema, int depth, const st
   return static_cast<int16_t>(nodes_.size() - 1);
 }
 
+int16_t ToolCallGrammar::any_node() {
+  if (any_node_ < 0) {
+    Node n;
+    n.type = Node::Type::any;
+    nodes_.push_back(n);
+    any_node_ = static_cast<int16_t>(nodes_.size() - 1);
+  }
+  return any_node_;
+}
+
+int16_t ToolCallGrammar::free_string_node() {
+  if (free_string_node_ < 0) {
+    Node n;
+    n.type = Node::Type::string;
+    nodes_.push_back(n);
+    free_string_node_ = static_cast<int16_t>(nodes_.size() - 1);
+  }
+  return free_string_node_;
+}
+
 ToolCallGrammar::State ToolCallGrammar::initial() const {
   State s;
   s.stack[0].kind = kCall;
@@ -212,6 +246,8 @@ void ToolCallGrammar::push_value(State& state, int16_t node) const {
     case Node::Type::string: f.kind = kString; break;
     case Node::Type::integer: f.kind = kInteger; break;
     case Node::Type::boolean: f.kind = kBoolean; break;
+    case Node::Type::any: f.kind = kAny; break;
+    case Node::Type::any_object: f.kind = kAnyObject; break;
   }
 }
 
@@ -237,8 +273,13 @@ void ToolCallGrammar::child_done(State& state) const {
       ++parent.phase;  // 2 -> 3 after a key, 6 -> 7 after a value
       break;
     case kArray:
+    case kAnyArray:
       ++parent.count;
       ++parent.phase;  // 2 -> 3
+      break;
+    case kAnyObject:
+      if (parent.phase == 6) ++parent.count;  // a value (phase 2: a key)
+      ++parent.phase;
       break;
     default:
       break;
@@ -266,6 +307,10 @@ bool ToolCallGrammar::feed(State& state, uint8_t c) const {
       case kString: step = step_string(state, f, c); break;
       case kInteger: step = step_integer(f, c); break;
       case kBoolean: step = step_boolean(state, f, c); break;
+      case kAny: step = step_any(state, f, c); break;
+      case kAnyObject: step = step_any_object(state, f, c); break;
+      case kAnyArray: step = step_any_array(state, f, c); break;
+      case kNumber: step = step_number(f, c); break;
       case kKey:
       case kName: {
         const bool is_key = f.kind == kKey;
@@ -532,16 +577,158 @@ ToolCallGrammar::Step ToolCallGrammar::step_integer(Frame& f, uint8_t c) const {
 }
 
 ToolCallGrammar::Step ToolCallGrammar::step_boolean(State& state, Frame& f, uint8_t c) const {
-  static constexpr std::string_view kWords[] = {"true", "false"};
+  static constexpr std::string_view kWords[] = {"true", "false", "null"};
   if (f.matched == 0) {
     if (c == 't') f.value = 0;
     else if (c == 'f') f.value = 1;
+    else if (c == 'n' && nodes_[f.node].type == Node::Type::any) f.value = 2;
     else return Step::reject;
   }
   const std::string_view word = kWords[f.value];
   if (static_cast<uint8_t>(word[f.matched]) != c) return Step::reject;
   if (++f.matched == word.size()) return close(state);
   return Step::consumed;
+}
+
+ToolCallGrammar::Step ToolCallGrammar::step_any(State& state, Frame& f, uint8_t c) const {
+  // Containers need room for one more frame (a key or a value), so an open value never reaches a
+  // depth where nothing can follow; scalars need none.
+  const bool room = state.depth < kMaxDepth;
+  f.phase = 0;
+  if (c == '{' && room) {
+    f.kind = kAnyObject;
+  } else if (c == '[' && room) {
+    f.kind = kAnyArray;
+  } else if (c == '"') {
+    f.kind = kString;
+    f.node = free_string_node_;
+  } else if (c == '-' || is_digit(c)) {
+    f.kind = kNumber;
+  } else if (c == 't' || c == 'f' || c == 'n') {
+    f.kind = kBoolean;  // node stays the any node, which lets "null" through
+  } else {
+    return Step::reject;
+  }
+  return Step::refeed;  // the frame, now of its kind, takes the byte
+}
+
+ToolCallGrammar::Step ToolCallGrammar::step_any_object(State& state, Frame& f, uint8_t c) const {
+  for (;;) {
+    switch (f.phase) {
+      case 0:
+        if (c != '{') return Step::reject;
+        f.phase = 1;
+        return Step::consumed;
+      case 1:
+      case 3:
+      case 5:
+      case 7:  // optional whitespace
+        if (take_whitespace(f, c)) return Step::consumed;
+        continue;
+      case 2:  // a key, or (right after the brace) the closing brace
+        if (c == '}' && f.count == 0) return close(state);
+        if (c != '"' || state.depth >= kMaxDepth) return Step::reject;
+        push_value(state, free_string_node_);
+        return Step::refeed;
+      case 4:
+        if (c != ':') return Step::reject;
+        f.phase = 5;
+        return Step::consumed;
+      case 6:
+        if (state.depth >= kMaxDepth) return Step::reject;
+        push_value(state, any_node_);
+        return Step::refeed;
+      case 8:
+        if (c == ',') {
+          f.phase = 1;
+          return Step::consumed;
+        }
+        if (c == '}') return close(state);
+        return Step::reject;
+      default:
+        return Step::reject;
+    }
+  }
+}
+
+ToolCallGrammar::Step ToolCallGrammar::step_any_array(State& state, Frame& f, uint8_t c) const {
+  for (;;) {
+    switch (f.phase) {
+      case 0:
+        if (c != '[') return Step::reject;
+        f.phase = 1;
+        return Step::consumed;
+      case 1:
+      case 3:
+        if (take_whitespace(f, c)) return Step::consumed;
+        continue;
+      case 2:
+        if (c == ']' && f.count == 0) return close(state);
+        if (state.depth >= kMaxDepth) return Step::reject;
+        push_value(state, any_node_);
+        return Step::refeed;
+      case 4:
+        if (c == ',') {
+          f.phase = 1;
+          return Step::consumed;
+        }
+        if (c == ']') return close(state);
+        return Step::reject;
+      default:
+        return Step::reject;
+    }
+  }
+}
+
+ToolCallGrammar::Step ToolCallGrammar::step_number(Frame& f, uint8_t c) const {
+  // Phases: 0 start, 1 after '-', 2 integer digits, 3 a leading 0, 4 after '.', 5 fraction
+  // digits, 6 after 'e', 7 after the exponent's sign, 8 exponent digits. 2, 3, 5 and 8 may end.
+  const bool digit = is_digit(c);
+  auto next = [&](uint8_t phase) {
+    if (++f.count > kMaxNumberBytes) return Step::reject;
+    f.phase = phase;
+    return Step::consumed;
+  };
+  switch (f.phase) {
+    case 0:
+      if (c == '-') return next(1);
+      [[fallthrough]];
+    case 1:
+      if (c == '0') return next(3);
+      if (digit) return next(2);
+      return Step::reject;
+    case 2:
+      if (digit) return next(2);
+      [[fallthrough]];
+    case 3:
+      if (c == '.') return next(4);
+      if (c == 'e' || c == 'E') return next(6);
+      if (digit) return Step::reject;  // no leading zeros
+      return Step::pop_and_refeed;
+    case 4:
+      return digit ? next(5) : Step::reject;
+    case 5:
+      if (digit) return next(5);
+      if (c == 'e' || c == 'E') return next(6);
+      return Step::pop_and_refeed;
+    case 6:
+      if (c == '+' || c == '-') return next(7);
+      [[fallthrough]];
+    case 7:
+      f.value = 0;  // exponent digits
+      [[fallthrough]];
+    case 8:
+      // At most two exponent digits: with at most 32 bytes of mantissa the value stays within a
+      // double's range, which the parser insists on.
+      if (digit && f.value < 2) {
+        ++f.value;
+        return next(8);
+      }
+      if (f.phase != 8) return Step::reject;
+      return digit ? Step::reject : Step::pop_and_refeed;
+    default:
+      return Step::reject;
+  }
 }
 
 }  // namespace icam::kernel

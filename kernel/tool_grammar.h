@@ -8,7 +8,10 @@
 // matching that syscall's argument schema (syscalls/arg_schema.h's subset): objects with their
 // declared properties only, each at most once, in any order, closed only once every required one
 // is present; strings within maxLength; integers within minimum/maximum (no fraction, no
-// exponent, no leading zeros); booleans; arrays of `items` within minItems/maxItems. Whatever the
+// exponent, no leading zeros); booleans; arrays of `items` within minItems/maxItems; an object
+// whose schema names no properties and allows others (tool.call's "arguments") is any JSON object,
+// nested as deep as the automaton's stack allows (an open object that names properties is held to
+// those). Whatever the
 // automaton accepts up to completion is parsed by parse_tool_call and passes
 // validate_syscall_arguments (a test walks it at random to check exactly that).
 //
@@ -83,7 +86,10 @@ class ToolCallGrammar {
  private:
   // A compiled schema: what the automaton needs of one JSON Schema node, by index.
   struct Node {
-    enum class Type : uint8_t { object, string, integer, boolean, array } type = Type::object;
+    // any: any JSON value (the values of an open object); any_object: an object whose schema
+    // declares no properties and allows others, so any keys and values.
+    enum class Type : uint8_t { object, string, integer, boolean, array, any, any_object };
+    Type type = Type::object;
     std::vector<std::string> keys;  // objects: property names, in schema order
     std::vector<int16_t> children;  // objects: each property's node; arrays: {items}
     uint64_t required = 0;          // objects: bit i set when keys[i] is required
@@ -106,6 +112,13 @@ class ToolCallGrammar {
   Step step_string(State& state, Frame& f, uint8_t c) const;
   Step step_integer(Frame& f, uint8_t c) const;
   Step step_boolean(State& state, Frame& f, uint8_t c) const;
+  Step step_any(State& state, Frame& f, uint8_t c) const;
+  Step step_any_object(State& state, Frame& f, uint8_t c) const;
+  Step step_any_array(State& state, Frame& f, uint8_t c) const;
+  Step step_number(Frame& f, uint8_t c) const;
+  // The shared nodes of open objects: any value, and a string of any length (their keys).
+  int16_t any_node();
+  int16_t free_string_node();
   // The frame on top ended with the byte just taken: pops it and tells its parent.
   Step close(State& state) const;
   // A child value of the frame below the top just ended.
@@ -114,6 +127,8 @@ class ToolCallGrammar {
   std::vector<std::string> tools_;
   std::vector<int16_t> tool_nodes_;  // arguments schema of each tool
   std::vector<Node> nodes_;
+  int16_t any_node_ = -1;
+  int16_t free_string_node_ = -1;
 };
 
 }  // namespace icam::kernel

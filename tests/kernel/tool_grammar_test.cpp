@@ -120,6 +120,34 @@ TEST(ToolGrammar, StringsRespectMaxLengthWithoutDeadEnds) {
             static_cast<long>(head.size()) + 127);
 }
 
+TEST(ToolGrammar, AnOpenObjectTakesAnyJson) {
+  // tool.call's "arguments" declares no properties and allows others: any JSON object.
+  const ToolCallGrammar g = grammar({"tool.call"});
+  const std::string head =
+      R"({"name": "tool.call", "arguments": {"driver": "calc", "tool": "add", "arguments": )";
+  const std::string tail = "}}</tool_call>";
+  EXPECT_TRUE(accepts_whole(g, head + "{}" + tail));
+  EXPECT_TRUE(accepts_whole(
+      g, head + R"({"a": 1.5e3, "b": [true, null, "x", -0.25, 0], "c": {"d": {}, "e": []}})" + tail));
+  for (const char* bad : {R"({"a": 01})", R"({"a": 1.})", R"({"a": -})", R"({"a": 1,})",
+                          R"({"a" 1})", R"({a: 1})", R"({"a": nul})", R"([1])"})
+    EXPECT_FALSE(accepts_whole(g, head + bad + tail)) << bad;
+  // Nesting stops where the automaton's stack ends; a scalar can always be written there.
+  std::string deep = head;
+  long opened = 0;
+  ToolCallGrammar::State s = g.initial();
+  ASSERT_TRUE(g.feed(s, head));
+  while (g.feed(s, R"({"k": )")) {
+    deep += R"({"k": )";
+    ++opened;
+  }
+  EXPECT_GT(opened, 0);
+  EXPECT_LT(opened, ToolCallGrammar::kMaxDepth);
+  deep += "1";
+  for (long i = 0; i < opened; ++i) deep += "}";
+  EXPECT_TRUE(accepts_whole(g, deep + tail));
+}
+
 TEST(ToolGrammar, RefusesUnknownToolsAndUnsupportedSchemas) {
   auto g = ToolCallGrammar::create({"fs.read", "no.such"});
   ASSERT_FALSE(g.ok());
