@@ -67,7 +67,7 @@ Result<std::string> AgentLoop::tool_message_text(llm::ChatFamily family,
   return rendered.substr(at + kMarker.size());
 }
 
-Result<std::vector<int32_t>> AgentLoop::render_prompt(const JobSpec& job) {
+std::vector<llm::ChatMessage> AgentLoop::prompt_messages(const JobSpec& job) {
   // Tools are explained only to jobs that list some: small models tend to recite instructions
   // they do not need. proc.exit is served either way (a process may always end itself).
   std::string system = job.system;
@@ -78,8 +78,19 @@ Result<std::vector<int32_t>> AgentLoop::render_prompt(const JobSpec& job) {
   if (!system.empty()) messages.push_back({"system", system});
   messages.insert(messages.end(), job.history.begin(), job.history.end());
   messages.push_back({"user", job.task});
-  const std::string rendered = ICAM_TRY(llm::render_chat(family_, messages, true));
+  return messages;
+}
+
+Result<std::vector<int32_t>> AgentLoop::render_prompt(const JobSpec& job) {
+  const std::string rendered = ICAM_TRY(llm::render_chat(family_, prompt_messages(job), true));
   return tokenizer_.encode(rendered, tokenizer_.add_bos_default(), /*parse_special=*/true);
+}
+
+int64_t AgentLoop::context_limit(const JobSpec& job) const {
+  // A job's own limit is kept under the window: past it the scheduler would refuse the turn.
+  if (job.context_tokens > 0)
+    return context_length_ > 0 ? std::min(job.context_tokens, context_length_) : job.context_tokens;
+  return context_length_ * 3 / 4;
 }
 
 sched::SequenceSpec AgentLoop::sequence_spec(const Slot& s, std::vector<int32_t> prompt,
@@ -163,6 +174,10 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
     slot.journaled = static_cast<int64_t>(prompt.size());
   }
   slot.turn_start = prompt.size();
+  slot.context_limit = context_limit(job);
+  slot.pinned = prompt_messages(job);
+  slot.pinned_tokens = prompt.size();
+  slot.turns.push_back({prompt.size(), 0, {}, {}});
   const int max_tokens = turn_max_tokens(slot);
   auto submitted = scheduler_->submit(sequence_spec(slot, std::move(prompt), max_tokens));
   if (!submitted.ok()) {
@@ -375,10 +390,16 @@ void AgentLoop::resume_turn(Slot& s, const std::string& tool_result) {
   sampling.stop_strings.push_back(std::string(kToolCallClose));
   sampling.max_tokens = turn_max_tokens(s);
   const int64_t appended = static_cast<int64_t>(tokens->size());
+  if (!s.turns.empty()) {
+    // The turn just done, as messages (the call's closing tag is not in its text).
+    s.turns.back().assistant = s.turn_text + std::string(kToolCallClose);
+    s.turns.back().tool = tool_result;
+  }
   if (s.sequence == 0) {
     // A revived process that had no sequence while its call was served.
     std::vector<int32_t> prompt = std::move(s.pending_prompt);
     s.pending_prompt.clear();
+    if (!s.turns.empty()) s.turns.back().end = prompt.size();
     prompt.insert(prompt.end(), tokens->begin(), tokens->end());
     s.turn_start = prompt.size();
     auto submitted = scheduler_->submit(sequence_spec(s, std::move(prompt), sampling.max_tokens));
@@ -391,21 +412,177 @@ void AgentLoop::resume_turn(Slot& s, const std::string& tool_result) {
   } else {
     auto info = scheduler_->info(s.sequence);
     const size_t before = info.ok() ? static_cast<size_t>(info->context_tokens) : 0;
-    sched::Continuation next;
-    next.appended = std::move(*tokens);
-    next.sampling = sampling;
-    if (Status st = scheduler_->resume(s.sequence, std::move(next)); !st.ok()) {
-      exit(s, ExitReason::error, "", "resume after a tool call: " + st.error().message());
-      return;
+    if (!s.turns.empty()) s.turns.back().end = before;
+    // Over its budget, the context is compacted into a new sequence that ends with the message.
+    const Compacted compacted =
+        info.ok() ? compact(s, *tokens, sampling.max_tokens) : Compacted::no;
+    if (compacted == Compacted::exited) return;
+    if (compacted == Compacted::no) {
+      sched::Continuation next;
+      next.appended = std::move(*tokens);
+      next.sampling = sampling;
+      if (Status st = scheduler_->resume(s.sequence, std::move(next)); !st.ok()) {
+        exit(s, ExitReason::error, "", "resume after a tool call: " + st.error().message());
+        return;
+      }
+      s.turn_start = before + static_cast<size_t>(appended);
     }
-    s.turn_start = before + static_cast<size_t>(appended);
   }
+  s.turns.push_back({s.turn_start, 0, {}, {}});
   s.dirty = true;
   p.accounting.prompt_tokens += appended;
   ++p.accounting.turns;
   s.turn_text.clear();
   p.set_state(ProcessState::ready, Clock::now());
   journal_state(s);
+}
+
+namespace {
+
+// The marker that stands for the moved turns in a compacted context.
+std::string context_marker(int64_t messages, int64_t tokens, bool archived) {
+  if (archived)
+    return str_cat("[", messages, " earlier messages, ", tokens,
+                   " tokens, were moved to your archival memory; search them with mem.recall]");
+  return str_cat("[", messages, " earlier messages, ", tokens,
+                 " tokens, were dropped to fit the context (there is no archival memory)]");
+}
+
+}  // namespace
+
+AgentLoop::Compacted AgentLoop::compact(Slot& s, const std::vector<int32_t>& message,
+                                        int max_tokens) {
+  Process& p = s.process;
+  const size_t m = s.turns.size();  // the last is the turn whose call was just answered
+  if (s.context_limit <= 0 || m < 2) return Compacted::no;
+  const size_t before = s.turns.back().end;
+  const int64_t needed = static_cast<int64_t>(before + message.size()) + max_tokens;
+  if (needed <= s.context_limit) return Compacted::no;
+  // Everything committed first: the journal's transcript must be this context, token for token.
+  if (!commit_slot(s, /*hold_back=*/false)) return Compacted::exited;
+  auto current = scheduler_->context(s.sequence);
+  if (!current.ok() || current->size() != before ||
+      (journal_ && static_cast<size_t>(s.journaled) != before)) {
+    log::warn("kernel", "process ", p.pid, ": context not compacted: its journal or sequence is ",
+              "not where the loop expects");
+    return Compacted::no;
+  }
+  std::vector<int32_t> full = std::move(*current);
+  full.insert(full.end(), message.begin(), message.end());
+  // Turn k spans [turns[k].start, turns[k + 1].start); the last ends with the new message.
+  auto segment_end = [&](size_t k) { return k + 1 < m ? s.turns[k + 1].start : full.size(); };
+
+  // How many of the oldest turns move: the fewest that bring the context under its limit, but
+  // the turn just done (its call and result) always stays.
+  auto moved_counts = [&](size_t j, int64_t& generated, int64_t& appended) {
+    generated = s.compaction.generated;
+    appended = s.compaction.appended;
+    for (size_t k = 0; k < j; ++k) {
+      generated += static_cast<int64_t>(s.turns[k].end - s.turns[k].start);
+      appended += static_cast<int64_t>(segment_end(k) - s.turns[k].end);
+    }
+  };
+  auto marker_tokens = [&](size_t j, bool archived) -> Result<std::vector<int32_t>> {
+    int64_t generated = 0, appended = 0;
+    moved_counts(j, generated, appended);
+    return tool_message_tokens(context_marker(2 * (s.compaction.turns + static_cast<int64_t>(j)),
+                                              generated + appended, archived));
+  };
+  size_t j = 1;
+  for (; j + 1 < m; ++j) {
+    auto marker = marker_tokens(j, true);
+    if (!marker.ok()) break;
+    const int64_t size = static_cast<int64_t>(s.pinned_tokens + marker->size() +
+                                              (full.size() - s.turns[j].start));
+    if (size + max_tokens <= s.context_limit) break;
+  }
+
+  // The moved text goes to the archive before anything else changes: if the kernel stops now,
+  // the journal still has the whole context, and the next compaction stores it again.
+  std::string text;
+  for (size_t k = 0; k < j; ++k) {
+    if (!text.empty()) text += "\n\n";
+    text += "assistant: " + s.turns[k].assistant + "\n\ntool: " + s.turns[k].tool;
+  }
+  Status archived = handler_.archive_context(p, text);
+  if (!archived.ok())
+    log::warn("kernel", "process ", p.pid, ": ", 2 * j,
+              " messages moved out of its context were dropped, not archived: ",
+              archived.error().message());
+  auto marker = marker_tokens(j, archived.ok());
+  if (!marker.ok()) {
+    log::warn("kernel", "process ", p.pid, ": context not compacted: ", marker.error().message());
+    return Compacted::no;
+  }
+  const size_t kept_from = s.turns[j].start;
+  std::vector<int32_t> compacted(full.begin(),
+                                 full.begin() + static_cast<std::ptrdiff_t>(s.pinned_tokens));
+  compacted.insert(compacted.end(), marker->begin(), marker->end());
+  const size_t kept_at = compacted.size();
+  compacted.insert(compacted.end(), full.begin() + static_cast<std::ptrdiff_t>(kept_from),
+                   full.end());
+  // Kept turns move this far forward (negative: back) in the context.
+  const int64_t shift = static_cast<int64_t>(kept_from) - static_cast<int64_t>(kept_at);
+
+  memory::JournalContext next = s.compaction;
+  ++next.compactions;
+  next.calls += static_cast<int64_t>(j);
+  next.start = static_cast<int64_t>(kept_at);
+  moved_counts(j, next.generated, next.appended);
+  next.turns += static_cast<int64_t>(j);
+  if (journal_) {
+    if (Status st = journal_->replace_context(p.pid, compacted, next, shift); !st.ok()) {
+      exit(s, ExitReason::error, trim(s.turn_text),
+           "the process journal could not record its compacted context: " + st.error().message());
+      return Compacted::exited;
+    }
+  }
+
+  // A new sequence for the compacted context, with a fresh filter (its turn starts afresh); the
+  // old one is released after, so the pinned prefix's pages are still there to be shared.
+  std::shared_ptr<ToolCallFilter> filter;
+  if (constrained_tool_calls_) {
+    auto made = make_tool_filter(p.tools);
+    if (!made.ok()) {
+      exit(s, ExitReason::error, trim(s.turn_text), "compaction: " + made.error().message());
+      return Compacted::exited;
+    }
+    filter = *made;
+  }
+  const sched::SequenceId old = s.sequence;
+  s.tool_filter = std::move(filter);
+  auto submitted = scheduler_->submit(sequence_spec(s, compacted, max_tokens));
+  if (!submitted.ok()) {
+    // Perhaps the pool could not hold both: without the old one it may.
+    by_sequence_.erase(old);
+    (void)scheduler_->release(old);
+    s.sequence = 0;
+    submitted = scheduler_->submit(sequence_spec(s, compacted, max_tokens));
+    if (!submitted.ok()) {
+      exit(s, ExitReason::error, trim(s.turn_text),
+           "resume after compacting the context: " + submitted.error().message());
+      return Compacted::exited;
+    }
+  } else {
+    by_sequence_.erase(old);
+    (void)scheduler_->release(old);
+  }
+  s.sequence = *submitted;
+  by_sequence_[s.sequence] = p.pid;
+
+  log::info("kernel", "process ", p.pid, ": context compacted from ", full.size(), " to ",
+            compacted.size(), " tokens: ", 2 * j, " messages ",
+            archived.ok() ? "moved to its archival memory" : "dropped");
+  s.turns.erase(s.turns.begin(), s.turns.begin() + static_cast<std::ptrdiff_t>(j));
+  for (Slot::Turn& t : s.turns) {
+    t.start = static_cast<size_t>(static_cast<int64_t>(t.start) - shift);
+    t.end = static_cast<size_t>(static_cast<int64_t>(t.end) - shift);
+  }
+  s.compaction = next;
+  s.marker = context_marker(2 * next.turns, next.generated + next.appended, archived.ok());
+  s.turn_start = compacted.size();
+  if (journal_) s.journaled = static_cast<int64_t>(compacted.size());
+  return Compacted::yes;
 }
 
 void AgentLoop::journal_state(Slot& s) {
@@ -513,12 +690,21 @@ Result<Pid> AgentLoop::revive(Revival r) {
   // Each turn's sampled tokens end where its call's result was recorded (at_token); the call's
   // tool message follows. The last result's message may be missing (the kernel stopped between
   // recording it and committing the message): it is appended now.
-  size_t pos = prompt.size();
-  int64_t generated = 0;
-  int64_t appended = 0;
-  int turns = 1;
+  // A compacted transcript: the prompt, a marker, and from context.start the kept turns, whose
+  // results are those from context.calls on; the moved turns count as they did.
+  const memory::JournalContext& compaction = r.context;
+  if (compaction.compacted() &&
+      (compaction.start < static_cast<int64_t>(prompt.size()) ||
+       compaction.start > static_cast<int64_t>(t.size()) ||
+       compaction.calls > static_cast<int64_t>(r.tool_results.size())))
+    return make_error(Errc::corrupt, what, ": its compacted context does not fit its transcript");
+  size_t pos = compaction.compacted() ? static_cast<size_t>(compaction.start) : prompt.size();
+  int64_t generated = compaction.generated;
+  int64_t appended = compaction.appended;
+  int turns = 1 + static_cast<int>(compaction.turns);
+  std::vector<Slot::Turn> kept_turns;
   std::vector<int32_t> missing;
-  for (size_t i = 0; i < r.tool_results.size(); ++i) {
+  for (size_t i = static_cast<size_t>(compaction.calls); i < r.tool_results.size(); ++i) {
     const memory::JournalToolResult& result = r.tool_results[i];
     if (result.call_index != static_cast<int64_t>(i) || result.at_token < static_cast<int64_t>(pos) ||
         result.at_token > static_cast<int64_t>(t.size()))
@@ -528,6 +714,10 @@ Result<Pid> AgentLoop::revive(Revival r) {
     generated += static_cast<int64_t>(at - pos);
     appended += static_cast<int64_t>(message.size());
     ++turns;
+    kept_turns.push_back({pos, at,
+                          sanitize_utf8(tokenizer_.decode(std::span<const int32_t>(t).subspan(
+                              pos, at - pos))),
+                          result.result});
     if (at == t.size() && i + 1 == r.tool_results.size()) {
       missing = std::move(message);
       pos = at;
@@ -559,6 +749,15 @@ Result<Pid> AgentLoop::revive(Revival r) {
   p.accounting.syscalls = static_cast<int64_t>(r.tool_results.size());
   p.accounting.turns = turns;
   slot.calls = static_cast<int64_t>(r.tool_results.size());
+  slot.context_limit = context_limit(job);
+  slot.pinned = prompt_messages(job);
+  slot.pinned_tokens = prompt.size();
+  slot.compaction = compaction;
+  if (compaction.compacted())  // (whether its text was archived or dropped is not journaled)
+    slot.marker = context_marker(2 * compaction.turns, compaction.generated + compaction.appended,
+                                 true);
+  slot.turns = std::move(kept_turns);
+  slot.turns.push_back({pos, 0, {}, {}});
   slot.turn_text = sanitize_utf8(tokenizer_.decode(turn));
   const size_t close = slot.turn_text.find(kToolCallClose);
   const bool unanswered_call = missing.empty() && close != std::string::npos;
@@ -582,9 +781,13 @@ Result<Pid> AgentLoop::revive(Revival r) {
     Status st = journal_->begin_process(p.pid, journal_job(job, workspace, 0), p.owner_uid, t);
     for (size_t i = 0; st.ok() && i < r.tool_results.size(); ++i) {
       const memory::JournalToolResult& result = r.tool_results[i];
+      // A moved turn's result has no place in the transcript any more.
+      const bool moved = static_cast<int64_t>(i) < compaction.calls;
       st = journal_->record_tool_result(p.pid, static_cast<int64_t>(i), result.name,
-                                        result.arguments, result.result, result.at_token);
+                                        result.arguments, result.result,
+                                        moved ? 0 : result.at_token);
     }
+    if (st.ok() && compaction.compacted()) st = journal_->replace_context(p.pid, t, compaction, 0);
     if (!st.ok()) return undo(std::move(st).error());
   }
   slot.journaled = static_cast<int64_t>(t.size());
@@ -598,6 +801,7 @@ Result<Pid> AgentLoop::revive(Revival r) {
     sequence_prompt = t;
     sequence_prompt.insert(sequence_prompt.end(), missing.begin(), missing.end());
     slot.turn_start = sequence_prompt.size();
+    slot.turns.back().start = slot.turn_start;
     max_tokens = turn_max_tokens(slot);
     if (max_tokens <= 0) ended.emplace(ExitReason::budget_tokens, "");
   } else if (unanswered_call) {
@@ -734,6 +938,29 @@ Status AgentLoop::reap(Pid pid) {
 const Process* AgentLoop::process(Pid pid) const {
   auto it = slots_.find(pid);
   return it == slots_.end() ? nullptr : &it->second.process;
+}
+
+std::vector<llm::ChatMessage> AgentLoop::context_messages(Pid pid) const {
+  auto it = slots_.find(pid);
+  if (it == slots_.end() || it->second.process.exit) return {};
+  const Slot& s = it->second;
+  std::vector<llm::ChatMessage> out = s.pinned;
+  if (!s.marker.empty()) out.push_back({"tool", s.marker});
+  for (size_t k = 0; k < s.turns.size(); ++k) {
+    const Slot::Turn& t = s.turns[k];
+    if (k + 1 == s.turns.size() && t.assistant.empty()) {
+      if (!s.turn_text.empty()) out.push_back({"assistant", s.turn_text});
+      break;
+    }
+    out.push_back({"assistant", t.assistant});
+    out.push_back({"tool", t.tool});
+  }
+  return out;
+}
+
+int64_t AgentLoop::compactions(Pid pid) const {
+  auto it = slots_.find(pid);
+  return it == slots_.end() ? 0 : it->second.compaction.compactions;
 }
 
 Pid AgentLoop::pid_of(sched::SequenceId id) const {

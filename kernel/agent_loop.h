@@ -30,6 +30,19 @@
 // a failed append ends the processes it held with ExitReason::error, since the kernel cannot
 // promise they would survive a restart. revive() rebuilds a process from what the journal holds
 // (a restarted kernel, or a checkpoint restored as a new process).
+//
+// The context budget (docs/memory.md): when a tool result is about to go into a context and the
+// context, the result and the next turn's max_tokens would pass the process's limit (the job's
+// context_tokens, else 3/4 of the model's context length), the loop compacts it. The pinned
+// prefix (the prompt: system message with the tool schemas, history, task) stays; the oldest
+// turns (each an assistant turn and its tool result) are moved out as text into the process's
+// archival memory (SyscallHandler::archive_context, where mem.recall finds them) and replaced by
+// one marker message saying so; the most recent turns that fit stay, token for token. The
+// compacted context is journaled in one transaction (ProcessJournal::replace_context) so that a
+// revived process rebuilds it, and goes on as a new sequence (the old one released; the pinned
+// prefix's pages come back from the prefix index or the page store), with a fresh tool-call
+// filter. The process keeps its pid, accounting and budgets. Without an archive the text is
+// dropped, and the marker and the log say so.
 #pragma once
 
 #include <algorithm>
@@ -75,6 +88,9 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   // Whether processes spawned from now on decode their tool calls under the tool-call grammar
   // (tool_call_filter.h). On by default; off only to measure what the model does unaided.
   void set_constrained_tool_calls(bool on) { constrained_tool_calls_ = on; }
+  // The model's context length: processes whose job sets no context_tokens compact past 3/4 of
+  // it. 0 (the default): only jobs that set context_tokens are compacted.
+  void set_context_length(int64_t tokens) { context_length_ = std::max<int64_t>(tokens, 0); }
 
   // Creates a process for `job`, acting for `owner_uid` (default: this process's user), and
   // submits its first turn. Errors (nothing is created): the
@@ -132,6 +148,9 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
     std::vector<int32_t> transcript;  // every committed token: the prompt first
     std::vector<memory::JournalToolResult> tool_results;  // by call index, from 0
     bool journaled = false;  // the journal holds it already; else it is begun there now
+    // The transcript's compaction: the turns before context.start were moved out (their results
+    // are those below context.calls, whose at_token no longer means anything).
+    memory::JournalContext context;
   };
   // Re-creates a process from its transcript: capabilities granted again from its job (on_spawn),
   // the context submitted as the prompt (its KV pages come back from the page store by hash when
@@ -149,6 +168,12 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   Status reap(Pid pid);
 
   const Process* process(Pid pid) const;
+  // A live process's context as messages: the pinned ones (system, history, task), the marker
+  // of a compaction ("tool"), then each turn's assistant text and tool result, the current turn
+  // last (its text so far, when it has some). Empty for an unknown or exited process.
+  std::vector<llm::ChatMessage> context_messages(Pid pid) const;
+  // How many times a process's context was compacted; 0 for an unknown one.
+  int64_t compactions(Pid pid) const;
   // The live process whose sequence `id` is; 0 when none.
   Pid pid_of(sched::SequenceId id) const;
   std::vector<Pid> pids() const;
@@ -184,7 +209,22 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
     // A revived process whose first act is to finish serving a call has no sequence until the
     // call's result is known: its context is here, and resume_turn() submits it with the result.
     std::vector<int32_t> pending_prompt;
+    // The context budget. Each turn of the context: where it begins, where its tool message
+    // begins (0 until its call was made) and its messages; the last is the current turn.
+    struct Turn {
+      size_t start = 0;
+      size_t end = 0;
+      std::string assistant;
+      std::string tool;
+    };
+    int64_t context_limit = 0;                // tokens; 0: never compacted
+    std::vector<llm::ChatMessage> pinned;     // the prompt's messages
+    size_t pinned_tokens = 0;                 // the prompt's tokens
+    std::string marker;                       // the marker message; "" before a compaction
+    std::vector<Turn> turns;
+    memory::JournalContext compaction;        // what was moved out so far
   };
+  enum class Compacted { no, yes, exited };
 
   Slot* slot_for(sched::SequenceId id);
   int turn_max_tokens(const Slot& s) const;
@@ -196,8 +236,16 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   // Appends `tool_result` as a tool message and resumes the turn (or ends the process when that
   // is impossible or its token budget is spent).
   void resume_turn(Slot& s, const std::string& tool_result);
-  // The prompt of `job` as token ids.
+  // The prompt of `job` as messages, and as token ids.
+  std::vector<llm::ChatMessage> prompt_messages(const JobSpec& job);
   Result<std::vector<int32_t>> render_prompt(const JobSpec& job);
+  // The compaction threshold of a process running `job` (0: none).
+  int64_t context_limit(const JobSpec& job) const;
+  // Compacts `s`'s context before `message` (the tool message of the turn just done) goes in,
+  // when it would pass its limit with the next turn's `max_tokens`; see the header comment. no:
+  // nothing to do (or nothing that can be moved), the caller resumes the sequence; yes: the new
+  // sequence runs with `message` at its end; exited: the process ended (its journal refused).
+  Compacted compact(Slot& s, const std::vector<int32_t>& message, int max_tokens);
   // The sequence spec every turn of a process is submitted with (a filter is added when
   // constrained tool calls are on).
   sched::SequenceSpec sequence_spec(const Slot& s, std::vector<int32_t> prompt, int max_tokens) const;
@@ -219,6 +267,7 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   sched::Scheduler* scheduler_ = nullptr;
   AgentCallbacks callbacks_;
   bool constrained_tool_calls_ = true;
+  int64_t context_length_ = 0;
   std::shared_ptr<const TokenBytes> token_bytes_;
   std::shared_ptr<CompletionQueue> completions_ = std::make_shared<CompletionQueue>();
   uint64_t dropped_completions_ = 0;

@@ -183,6 +183,10 @@ Result<JobSpec> job_from_json(const json& j, std::string_view source) {
           return bad(source, bpath, "unknown key");
         }
       }
+    } else if (key == "context_tokens") {
+      job.context_tokens = ICAM_TRY(get_int(v, source, path, 0, kMaxContextTokens,
+                                            str_cat("expected an integer from 0 to ",
+                                                    kMaxContextTokens)));
     } else if (key == "tools") {
       if (!v.is_array()) return bad(source, path, "expected an array of tool names");
       std::set<std::string> seen;
@@ -283,7 +287,8 @@ nlohmann::json to_json(const JobSpec& job) {
               {"tools", job.tools},
               {"capabilities", job.capabilities},
               {"workspace", job.workspace},
-              {"drivers", std::move(drivers)}};
+              {"drivers", std::move(drivers)},
+              {"context_tokens", job.context_tokens}};
 }
 
 nlohmann::json to_json(const DriverSpec& d) {

@@ -74,7 +74,13 @@ struct JobSpec {
   std::string workspace;
   // External drivers, reached with tool.call (which "tools" must then list).
   std::vector<DriverSpec> drivers;
+  // The context budget (docs/memory.md): when the context plus the next turn's max_tokens would
+  // pass this many tokens, the agent loop moves its middle out to archival memory. 0: 3/4 of the
+  // model's context length. 0 or 1..kMaxContextTokens.
+  int64_t context_tokens = 0;
 };
+
+inline constexpr int64_t kMaxContextTokens = int64_t{1} << 24;
 
 // "${workspace}": in a job's capability, the process's workspace directory.
 inline constexpr std::string_view kWorkspaceVariable = "${workspace}";

@@ -136,6 +136,7 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
       *k->backend_, k->model_->tokenizer(), std::move(policy), events, scheduling));
   k->loop_->attach(*k->scheduler_);
   k->loop_->set_constrained_tool_calls(options.constrained_tool_calls);
+  k->loop_->set_context_length(k->model_->config().context_length);
   return k;
 }
 
@@ -189,6 +190,7 @@ Status Kernel::resume_one(const memory::JournalProcess& jp) {
   r.owner_uid = jp.owner_uid;
   r.transcript = jp.transcript;
   r.tool_results = jp.tool_results;
+  r.context = jp.context;
   r.journaled = true;
   ICAM_TRY(loop_->revive(std::move(r)));
   return ok_status();
@@ -234,10 +236,13 @@ Result<Pid> Kernel::restore(int64_t checkpoint_id, std::optional<uint32_t> as_ui
   r.job = std::move(job);
   r.owner_uid = jp.owner_uid;
   r.transcript = std::move(c.transcript);
+  // The results of turns a compaction moved out are kept whatever their (stale) positions.
   for (const memory::JournalToolResult& result : jp.tool_results)
     if (result.call_index < c.tool_calls &&
-        result.at_token <= static_cast<int64_t>(r.transcript.size()))
+        (result.call_index < c.context.calls ||
+         result.at_token <= static_cast<int64_t>(r.transcript.size())))
       r.tool_results.push_back(result);
+  r.context = c.context;
   r.journaled = false;
   return loop_->revive(std::move(r));
 }

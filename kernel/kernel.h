@@ -127,6 +127,11 @@ class Kernel {
   // Forgets an exited process (see AgentLoop::reap).
   Status reap(Pid pid) { return loop_->reap(pid); }
   const Process* process(Pid pid) const { return loop_->process(pid); }
+  // A live process's context as messages, and how often it was compacted (the context budget).
+  std::vector<llm::ChatMessage> context_messages(Pid pid) const {
+    return loop_->context_messages(pid);
+  }
+  int64_t compactions(Pid pid) const { return loop_->compactions(pid); }
   std::vector<Pid> pids() const { return loop_->pids(); }
 
   const llm::Model& model() const { return *model_; }

@@ -334,6 +334,23 @@ void SyscallDispatcher::cancel_worker(ProcessState& state) {
   state.in_flight.reset();
 }
 
+Status SyscallDispatcher::archive_context(const Process& process, std::string_view text) {
+  auto it = processes_.find(process.pid);
+  if (it == processes_.end()) return make_error(Errc::not_found, "no process ", process.pid);
+  memory::ArchiveStore* store = ICAM_TRY(archive());
+  // Entries are cut below the archive's bound on one entry, never inside a UTF-8 character.
+  const size_t max = std::max<size_t>(store->limits().max_text_bytes, 4);
+  const std::vector<std::string> tags = {"context"};
+  while (!text.empty()) {
+    size_t n = std::min(text.size(), max);
+    while (n < text.size() && n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+    if (n == 0) n = std::min(text.size(), max);
+    ICAM_TRY(store->store(it->second.archive_namespace, text.substr(0, n), tags));
+    text.remove_prefix(n);
+  }
+  return ok_status();
+}
+
 void SyscallDispatcher::on_exit(const Process& process) {
   auto it = processes_.find(process.pid);
   if (it == processes_.end()) return;

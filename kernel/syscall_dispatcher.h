@@ -107,6 +107,9 @@ class SyscallDispatcher final : public SyscallHandler {
   // Cancels its pending call, stops the process's drivers and revokes its capabilities. Its
   // workspace stays on disk: it holds what the agent produced.
   void on_exit(const Process& process) override;
+  // Stores moved context text in the process's archive namespace (as mem.store would), cut into
+  // entries the archive accepts, tagged "context". unavailable when no archive is configured.
+  Status archive_context(const Process& process, std::string_view text) override;
   // For the prompt, made before on_spawn: the tools of the job's drivers as listed the first
   // time this kernel met each declaration, by a short-lived instance in a scratch workspace
   // (only when the job's capabilities allow the program; otherwise none, and on_spawn refuses).

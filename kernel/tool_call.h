@@ -118,6 +118,12 @@ class SyscallHandler {
   // the tool instructions in the prompt, which is made before on_spawn. Engine thread. The same
   // job gets the same answer (the prompt of a revived process must match its transcript).
   virtual std::vector<ExternalTool> external_tools(const JobSpec& /*job*/) { return {}; }
+  // The context budget (agent_loop.h): `text`, moved out of `process`'s context, is kept in the
+  // process's archival memory, where its mem.recall finds it. Engine thread. The default keeps
+  // no archive (unavailable): the loop then drops the text and says so in the context.
+  virtual Status archive_context(const Process& /*process*/, std::string_view /*text*/) {
+    return make_error(Errc::unavailable, "no archival memory");
+  }
 };
 
 // The handler used when none is given: every name is an unknown tool.

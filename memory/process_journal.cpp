@@ -26,7 +26,8 @@ CREATE TABLE processes(
   pages INTEGER NOT NULL DEFAULT 0,
   page_table TEXT NOT NULL DEFAULT '',
   created_us INTEGER NOT NULL,
-  updated_us INTEGER NOT NULL);
+  updated_us INTEGER NOT NULL,
+  context TEXT NOT NULL DEFAULT '');
 CREATE TABLE transcript(
   pid INTEGER NOT NULL,
   start INTEGER NOT NULL,
@@ -49,8 +50,15 @@ CREATE TABLE checkpoints(
   tokens INTEGER NOT NULL,
   tool_calls INTEGER NOT NULL,
   page_table TEXT NOT NULL,
-  created_us INTEGER NOT NULL);
+  created_us INTEGER NOT NULL,
+  context TEXT NOT NULL DEFAULT '');
 CREATE INDEX checkpoints_by_pid ON checkpoints(pid, id);
+)sql";
+
+// Version 1 to 2: the context budget's compactions.
+constexpr const char* kUpgradeTo2 = R"sql(
+ALTER TABLE processes ADD COLUMN context TEXT NOT NULL DEFAULT '';
+ALTER TABLE checkpoints ADD COLUMN context TEXT NOT NULL DEFAULT '';
 )sql";
 
 std::string encode_tokens(std::span<const int32_t> tokens) {
@@ -149,6 +157,29 @@ Status touch(const Database& db, uint64_t pid) {
 
 }  // namespace
 
+std::string to_json_text(const JournalContext& c) {
+  if (!c.compacted()) return {};
+  return nlohmann::json{{"compactions", c.compactions}, {"calls", c.calls},
+                        {"start", c.start},             {"generated", c.generated},
+                        {"appended", c.appended},       {"turns", c.turns}}
+      .dump();
+}
+
+Result<JournalContext> parse_journal_context(std::string_view text) {
+  JournalContext c;
+  if (text.empty()) return c;
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return make_error(Errc::corrupt, "its context record is not a JSON object");
+  for (auto [key, field] : {std::pair{"compactions", &c.compactions}, {"calls", &c.calls},
+                            {"start", &c.start}, {"generated", &c.generated},
+                            {"appended", &c.appended}, {"turns", &c.turns}}) {
+    if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() < 0)
+      return make_error(Errc::corrupt, "its context record has no count '", key, "'");
+    *field = j[key].get<int64_t>();
+  }
+  return c;
+}
+
 Result<std::unique_ptr<ProcessJournal>> ProcessJournal::open(const std::string& path,
                                                              JournalOptions options) {
   Database db =
@@ -163,6 +194,17 @@ Status ProcessJournal::init_schema() {
     ICAM_TRY(db_.query_int("PRAGMA max_page_count=" + std::to_string(options_.max_pages)));
   const int64_t version = ICAM_TRY(sqlite_schema_version(db_));
   if (version == kJournalSchemaVersion) return ok_status();
+  if (version == 1) {
+    // A journal written before compactions: nothing in it is compacted.
+    if (options_.read_only) {
+      context_column_ = "''";
+      return ok_status();
+    }
+    return in_transaction(db_, [&]() -> Status {
+      ICAM_TRY(db_.exec(kUpgradeTo2));
+      return db_.exec("PRAGMA user_version=" + std::to_string(kJournalSchemaVersion));
+    });
+  }
   if (version > kJournalSchemaVersion)
     return make_error(Errc::unsupported, "schema version ", version,
                       " is newer than this icam's (", kJournalSchemaVersion, ")");
@@ -301,6 +343,48 @@ Result<std::optional<JournalToolResult>> ProcessJournal::tool_result(uint64_t pi
       call_index, s.column_text(0), s.column_text(1), s.column_text(2), s.column_int(3)});
 }
 
+Status ProcessJournal::replace_context(uint64_t pid, std::span<const int32_t> tokens,
+                                       const JournalContext& context, int64_t shift) {
+  if (context.start < 0 || context.start > static_cast<int64_t>(tokens.size()) ||
+      context.calls < 0)
+    return make_error(Errc::invalid_argument, "process ", pid, ": a compacted context whose kept ",
+                      "turns start at token ", context.start, " of ", tokens.size());
+  std::lock_guard lock(mu_);
+  return write(str_cat("compact the context of ", pid), [&]() -> Status {
+    ICAM_TRY(live_row(db_, pid));
+    for (const char* table : {"transcript", "checkpoints"}) {
+      Statement d = ICAM_TRY(db_.prepare(str_cat("DELETE FROM ", table, " WHERE pid = ?")));
+      d.bind(1, as_int(pid));
+      ICAM_TRY(d.run());
+    }
+    Statement r = ICAM_TRY(db_.prepare(
+        "UPDATE tool_results SET at_token = at_token - ? WHERE pid = ? AND call_index >= ?"));
+    r.bind(1, shift);
+    r.bind(2, as_int(pid));
+    r.bind(3, context.calls);
+    ICAM_TRY(r.run());
+    Statement bad = ICAM_TRY(db_.prepare(
+        "SELECT count(*) FROM tool_results WHERE pid = ? AND call_index >= ? AND "
+        "(at_token < ? OR at_token > ?)"));
+    bad.bind(1, as_int(pid));
+    bad.bind(2, context.calls);
+    bad.bind(3, context.start);
+    bad.bind(4, static_cast<int64_t>(tokens.size()));
+    ICAM_TRY(bad.step());
+    if (bad.column_int(0) != 0)
+      return make_error(Errc::invalid_argument, "process ", pid, ": ", bad.column_int(0),
+                        " kept tool results would fall outside the compacted context");
+    Statement u = ICAM_TRY(db_.prepare(
+        "UPDATE processes SET tokens = 0, pages = 0, page_table = '', context = ?, "
+        "updated_us = ? WHERE pid = ?"));
+    u.bind(1, to_json_text(context));
+    u.bind(2, unix_micros());
+    u.bind(3, as_int(pid));
+    ICAM_TRY(u.run());
+    return append_locked(StepAppend{pid, tokens, {}});
+  });
+}
+
 Status ProcessJournal::set_state(uint64_t pid, std::string_view state) {
   if (state.empty() || state == kJournalExited)
     return make_error(Errc::invalid_argument, "state '", state, "' (exit() ends a process)");
@@ -340,9 +424,9 @@ Result<int64_t> ProcessJournal::checkpoint(uint64_t pid, std::string_view label)
   Status st = write(str_cat("checkpoint ", pid), [&]() -> Status {
     ICAM_TRY(process_row(db_, pid));
     Statement s = ICAM_TRY(db_.prepare(
-        "INSERT INTO checkpoints(pid, label, tokens, tool_calls, page_table, created_us) "
-        "SELECT pid, ?, tokens, (SELECT count(*) FROM tool_results WHERE pid = ?), page_table, ? "
-        "FROM processes WHERE pid = ?"));
+        "INSERT INTO checkpoints(pid, label, tokens, tool_calls, page_table, created_us, context) "
+        "SELECT pid, ?, tokens, (SELECT count(*) FROM tool_results WHERE pid = ?), page_table, ?, "
+        "context FROM processes WHERE pid = ?"));
     s.bind(1, label);
     s.bind(2, as_int(pid));
     s.bind(3, unix_micros());
@@ -359,8 +443,8 @@ Result<JournalCheckpoint> ProcessJournal::restore(uint64_t pid, int64_t checkpoi
   std::lock_guard lock(mu_);
   const std::string where = str_cat("journal '", path_, "': restore ", pid);
   Statement s = ICAM_TRY_CTX(
-      db_.prepare("SELECT label, tokens, tool_calls, page_table, created_us FROM checkpoints "
-                  "WHERE id = ? AND pid = ?"),
+      db_.prepare("SELECT label, tokens, tool_calls, page_table, created_us, " + context_column_ +
+                  " FROM checkpoints WHERE id = ? AND pid = ?"),
       where);
   s.bind(1, checkpoint_id);
   s.bind(2, as_int(pid));
@@ -372,6 +456,8 @@ Result<JournalCheckpoint> ProcessJournal::restore(uint64_t pid, int64_t checkpoi
   c.tokens = s.column_int(1);
   c.tool_calls = s.column_int(2);
   c.created_us = s.column_int(4);
+  c.context = ICAM_TRY_CTX(parse_journal_context(s.column_text(5)),
+                           str_cat(where, ": checkpoint ", checkpoint_id));
   if (!decode_hashes(s.column_text(3), c.page_table))
     return make_error(Errc::corrupt, where, ": checkpoint ", checkpoint_id,
                       ": malformed page table");
@@ -433,7 +519,7 @@ Result<JournalProcess> ProcessJournal::load_locked(uint64_t pid) const {
   {
     Statement s = ICAM_TRY_CTX(
         db_.prepare("SELECT job, owner, state, exit, tokens, pages, page_table, created_us, "
-                    "updated_us FROM processes WHERE pid = ?"),
+                    "updated_us, " + context_column_ + " FROM processes WHERE pid = ?"),
         where);
     s.bind(1, as_int(pid));
     if (!ICAM_TRY_CTX(s.step(), where)) return make_error(Errc::not_found, where, ": unknown");
@@ -449,6 +535,7 @@ Result<JournalProcess> ProcessJournal::load_locked(uint64_t pid) const {
                         " hashes");
     p.created_us = s.column_int(7);
     p.updated_us = s.column_int(8);
+    p.context = ICAM_TRY_CTX(parse_journal_context(s.column_text(9)), where);
     p.transcript.reserve(static_cast<size_t>(tokens));
     Statement t = ICAM_TRY_CTX(
         db_.prepare("SELECT start, count, tokens FROM transcript WHERE pid = ? ORDER BY start"),
@@ -475,8 +562,8 @@ Result<JournalProcess> ProcessJournal::load_locked(uint64_t pid) const {
     p.tool_results.push_back({r.column_int(0), r.column_text(1), r.column_text(2),
                               r.column_text(3), r.column_int(4)});
   Statement c = ICAM_TRY_CTX(
-      db_.prepare("SELECT id, label, tokens, tool_calls, page_table, created_us FROM checkpoints "
-                  "WHERE pid = ? ORDER BY id"),
+      db_.prepare("SELECT id, label, tokens, tool_calls, page_table, created_us, " +
+                  context_column_ + " FROM checkpoints WHERE pid = ? ORDER BY id"),
       where);
   c.bind(1, as_int(pid));
   while (ICAM_TRY_CTX(c.step(), where)) {
@@ -488,6 +575,7 @@ Result<JournalProcess> ProcessJournal::load_locked(uint64_t pid) const {
     if (!decode_hashes(c.column_text(4), k.page_table))
       return make_error(Errc::corrupt, where, ": checkpoint ", k.id, ": malformed page table");
     k.created_us = c.column_int(5);
+    k.context = ICAM_TRY_CTX(parse_journal_context(c.column_text(6)), where);
     p.checkpoints.push_back(std::move(k));
   }
   return p;

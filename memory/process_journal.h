@@ -11,7 +11,10 @@
 //     process fetches its KV from the page store (T1) or, when a page is not there, recomputes it
 //     from the transcript;
 //   - named checkpoints: the transcript length, the page table and the number of tool results at
-//     a point, which restore() gives back.
+//     a point, which restore() gives back;
+//   - the context budget's compactions (JournalContext): when the agent loop moves the middle of
+//     a context out to archival memory, replace_context() swaps the transcript for the compacted
+//     context in one transaction, so a revived process rebuilds that context, not the old one.
 //
 // Durability: SQLite in WAL mode with synchronous=FULL, and every write method is one
 // transaction, so after a crash the file holds each call's effect entirely or not at all. The
@@ -55,7 +58,9 @@ struct JournalOptions {
 };
 
 inline constexpr std::string_view kJournalExited = "exited";
-inline constexpr int64_t kJournalSchemaVersion = 1;
+// 2: processes.context and checkpoints.context (JournalContext); a version-1 file is upgraded
+// when opened for writing.
+inline constexpr int64_t kJournalSchemaVersion = 2;
 
 struct JournalToolResult {
   int64_t call_index = 0;  // 0, 1, 2... in the order the process made its calls
@@ -65,6 +70,23 @@ struct JournalToolResult {
   int64_t at_token = 0;    // transcript length when it was recorded
 };
 
+// Where a compacted transcript's kept turns begin, and what the turns moved out of it had counted
+// (a revived process's accounting goes on from there). All zero for a process never compacted.
+// The transcript is then: the job's prompt (the pinned prefix), a marker message, and from
+// `start` the kept turns, whose tool results are those from call index `calls` on.
+struct JournalContext {
+  int64_t compactions = 0;  // how many times the context was compacted
+  int64_t calls = 0;        // tool results whose messages were moved out (indexes below it)
+  int64_t start = 0;        // transcript index of the first kept turn
+  int64_t generated = 0;    // tokens the moved turns generated
+  int64_t appended = 0;     // tokens fed in with the moved turns (tool messages, markers)
+  int64_t turns = 0;        // turns moved
+  bool compacted() const { return compactions > 0; }
+};
+std::string to_json_text(const JournalContext& context);  // "" for a never compacted one
+// "" is a never compacted context; malformed text is Errc::corrupt.
+Result<JournalContext> parse_journal_context(std::string_view text);
+
 struct JournalCheckpoint {
   int64_t id = 0;
   std::string label;
@@ -73,6 +95,7 @@ struct JournalCheckpoint {
   std::vector<PageHash> page_table;
   int64_t created_us = 0;
   std::vector<int32_t> transcript;  // restore(): the first `tokens` tokens; empty elsewhere
+  JournalContext context;           // the transcript's compaction when it was taken
 };
 
 struct JournalProcess {
@@ -85,6 +108,7 @@ struct JournalProcess {
   std::vector<PageHash> page_table;
   std::vector<JournalToolResult> tool_results;
   std::vector<JournalCheckpoint> checkpoints;  // without their transcripts
+  JournalContext context;                      // the transcript's compaction, if any
   int64_t created_us = 0;
   int64_t updated_us = 0;
 };
@@ -141,6 +165,14 @@ class ProcessJournal {
   // The recorded result of call `call_index`, if any: a resumed process is given it instead of
   // making the call again.
   Result<std::optional<JournalToolResult>> tool_result(uint64_t pid, int64_t call_index) const;
+  // A compaction (the context budget, docs/memory.md), in one transaction: the transcript becomes
+  // `tokens` (its page table is emptied: its pages are other pages now), the process's context
+  // becomes `context`, the results of the kept calls (index context.calls and on) move `shift`
+  // tokens back (their turns moved that far forward in the context), and the process's
+  // checkpoints are deleted (the transcript they are prefixes of is gone). Errors: an unknown or
+  // exited process; `context.start` past `tokens`; a kept result that would land outside it.
+  Status replace_context(uint64_t pid, std::span<const int32_t> tokens,
+                         const JournalContext& context, int64_t shift);
   Status set_state(uint64_t pid, std::string_view state);
   // State "exited" with `exit_status` (JSON); nothing is appended after.
   Status exit(uint64_t pid, std::string_view exit_status);
@@ -179,6 +211,8 @@ class ProcessJournal {
   Status write(std::string_view what, const std::function<Status()>& body);
   Status append_locked(const StepAppend& a);
   Result<JournalProcess> load_locked(uint64_t pid) const;
+  // The context column in queries: "context", or "''" for a version-1 file opened read-only.
+  std::string context_column_ = "context";
 
   mutable std::mutex mu_;
   sqlite::Database db_;

@@ -1,6 +1,7 @@
 // The process journal on real SQLite files: transcripts appended in batches and read back after
 // reopening, tool results recorded once, checkpoints and restore, the live processes a restarted
-// daemon resumes, and the faults: a full file (nothing half-written), a lock held by another
+// daemon resumes, a compacted context replacing the transcript (and an older file upgraded for
+// it), and the faults: a full file (nothing half-written), a lock held by another
 // connection, a file that is not a database, a newer schema, damaged rows.
 #include "memory/process_journal.h"
 
@@ -267,6 +268,97 @@ TEST(ProcessJournal, ALockedFileIsUnavailable) {
   EXPECT_EQ(j->load(1)->transcript, (std::vector<int32_t>{1, 2}));
 }
 
+TEST(ProcessJournal, ACompactedContextReplacesTheTranscriptInOneTransaction) {
+  TempDir dir;
+  const std::string path = dir.path() + "/journal.db";
+  auto j = open_ok(path);
+  ASSERT_TRUE(j);
+  // Prompt 0..3, turn 0 (4, 5) and its message (6, 7), turn 1 (8) and its message (9, 10).
+  ASSERT_TRUE(j->begin_process(1, "{}", 0, std::vector<int32_t>{0, 1, 2, 3}).ok());
+  ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{4, 5}).ok());
+  ASSERT_TRUE(j->record_tool_result(1, 0, "a", "{}", "r0").ok());
+  ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{6, 7, 8}).ok());
+  ASSERT_TRUE(j->record_tool_result(1, 1, "b", "{}", "r1").ok());
+  ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{9, 10}).ok());
+  ASSERT_TRUE(j->append_pages(1, std::vector<PageHash>{hash_of(1)}).ok());
+  ASSERT_TRUE(j->checkpoint(1, "before").ok());
+
+  // Turn 0 moves out; a two-token marker (90, 91) stands for it; turn 1 moves 8 - 6 = 2 back.
+  JournalContext c{.compactions = 1, .calls = 1, .start = 6, .generated = 2, .appended = 2,
+                   .turns = 1};
+  const std::vector<int32_t> compacted = {0, 1, 2, 3, 90, 91, 8, 9, 10};
+  // A kept result that would land outside the new transcript: nothing changes.
+  EXPECT_EQ(code_of(j->replace_context(1, compacted, c, 100)), Errc::invalid_argument);
+  JournalContext past = c;
+  past.start = 10;
+  EXPECT_EQ(code_of(j->replace_context(1, compacted, past, 2)), Errc::invalid_argument);
+  {
+    auto p = j->load(1);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->transcript.size(), 11u);
+    EXPECT_FALSE(p->context.compacted());
+    EXPECT_EQ(p->checkpoints.size(), 1u);
+  }
+  ASSERT_TRUE(j->replace_context(1, compacted, c, 2).ok());
+  ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{11}).ok());
+  j.reset();
+  j = open_ok(path);
+  auto p = j->load(1);
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  EXPECT_EQ(p->transcript, (std::vector<int32_t>{0, 1, 2, 3, 90, 91, 8, 9, 10, 11}));
+  EXPECT_EQ(to_json_text(p->context), to_json_text(c));
+  ASSERT_EQ(p->tool_results.size(), 2u);
+  EXPECT_EQ(p->tool_results[1].at_token, 7);  // was 9
+  EXPECT_TRUE(p->page_table.empty());  // the pages of the old context are not this one's
+  EXPECT_TRUE(p->checkpoints.empty());  // their transcript is gone
+  // A checkpoint now carries the compaction with it.
+  auto id = j->checkpoint(1, "after");
+  ASSERT_TRUE(id.ok());
+  auto restored = j->restore(1, *id);
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ(restored->context.compactions, 1);
+  EXPECT_EQ(restored->transcript.size(), 10u);
+  ASSERT_TRUE(j->exit(1, "{}").ok());
+  EXPECT_EQ(code_of(j->replace_context(1, compacted, c, 0)), Errc::invalid_argument);
+  EXPECT_EQ(code_of(j->replace_context(2, compacted, c, 0)), Errc::not_found);
+}
+
+TEST(ProcessJournal, AVersionOneFileIsReadAndUpgraded) {
+  TempDir dir;
+  const std::string path = dir.path() + "/journal.db";
+  {
+    auto j = open_ok(path);
+    ASSERT_TRUE(j);
+    ASSERT_TRUE(j->begin_process(1, "{}", 0, std::vector<int32_t>{1, 2}).ok());
+    ASSERT_TRUE(j->checkpoint(1, "c").ok());
+  }
+  {
+    // As a journal written before compactions was.
+    auto db = sqlite::Database::open(path, false);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->exec("ALTER TABLE processes DROP COLUMN context").ok());
+    ASSERT_TRUE(db->exec("ALTER TABLE checkpoints DROP COLUMN context").ok());
+    ASSERT_TRUE(db->exec("PRAGMA user_version=1").ok());
+  }
+  {
+    auto j = open_ok(path, {.read_only = true});
+    ASSERT_TRUE(j);
+    auto p = j->load(1);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_FALSE(p->context.compacted());
+    EXPECT_EQ(p->checkpoints.size(), 1u);
+  }
+  auto j = open_ok(path);
+  ASSERT_TRUE(j);
+  ASSERT_TRUE(
+      j->replace_context(1, std::vector<int32_t>{1, 2, 3}, JournalContext{.compactions = 1, .start = 3}, 0)
+          .ok());
+  auto p = j->load(1);
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  EXPECT_EQ(p->context.compactions, 1);
+  EXPECT_EQ(p->transcript, (std::vector<int32_t>{1, 2, 3}));
+}
+
 TEST(ProcessJournal, DamagedFilesAreReportedNotMisread) {
   TempDir dir;
   {
@@ -280,7 +372,7 @@ TEST(ProcessJournal, DamagedFilesAreReportedNotMisread) {
     const std::string path = dir.path() + "/newer.db";
     {
       auto db = sqlite::Database::open(path, false);
-      ASSERT_TRUE(db->exec("PRAGMA user_version=2").ok());
+      ASSERT_TRUE(db->exec("PRAGMA user_version=3").ok());
     }
     EXPECT_EQ(code_of(ProcessJournal::open(path)), Errc::unsupported);
   }
