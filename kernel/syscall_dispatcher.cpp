@@ -27,6 +27,14 @@ using syscalls::SideEffectClass;
 using syscalls::SyscallSpec;
 using syscalls::TargetRule;
 
+// The calls served by kernel events (a child's exit, a message, a person's answer): their intent
+// stays open while the process waits.
+bool waits_for_kernel_events(const SyscallSpec& spec) {
+  return spec.server == Server::kernel &&
+         (spec.name.starts_with("proc.") || spec.name.starts_with("msg.") ||
+          spec.name == "human.ask");
+}
+
 audit::SideEffect audit_side_effect(SideEffectClass effect) {
   switch (effect) {
     case SideEffectClass::pure:
@@ -630,21 +638,27 @@ Result<SyscallDispatcher::Begun> SyscallDispatcher::begin(const Process& process
   if (!authorization.ok()) {
     Error denied = std::move(authorization).error().with_context(name);
     if (log) {
+      // A denial has no side effect: intent and completion go in one transaction.
       std::lock_guard lock(audit_mutex_);
-      auto intent =
-          log->append_intent(process.pid, name, args_text, "", audit::Decision::deny, effect);
-      if (!intent.ok())
+      auto recorded = log->append_call(process.pid, name, args_text, "", audit::Decision::deny,
+                                       effect, 0, audit::CompletionStatus::denied,
+                                       audit::result_digest(denied.message()));
+      if (!recorded.ok())
         return make_error(Errc::unavailable, denied.message(),
-                          " (and the audit log failed: ", intent.error().message(), ")");
-      auto done = log->append_completion(*intent, audit::CompletionStatus::denied,
-                                         audit::result_digest(denied.message()));
-      if (!done.ok()) log::warn("syscalls", "audit completion: ", done.error().message());
+                          " (and the audit log failed: ", recorded.error().message(), ")");
     }
     return denied;
   }
 
+  Begun begun{spec, &state, log, 0, std::move(*authorization), std::nullopt};
+  // A call without side effects is audited when it has run (DeferredIntent); calls that wait on
+  // kernel events keep their intent open meanwhile, like the others.
+  if (log && effect == audit::SideEffect::none && !waits_for_kernel_events(*spec)) {
+    begun.deferred = DeferredIntent{process.pid, args_text, begun.authorization.capability,
+                                    log->now_us()};
+    return begun;
+  }
   // The intent is durable before anything happens; without it the call does not run.
-  Begun begun{spec, &state, log, 0, std::move(*authorization)};
   if (log) {
     std::lock_guard lock(audit_mutex_);
     begun.intent = ICAM_TRY_CTX(
@@ -657,8 +671,23 @@ Result<SyscallDispatcher::Begun> SyscallDispatcher::begin(const Process& process
 
 Result<std::string> SyscallDispatcher::finish(audit::AuditLog* log, int64_t intent,
                                               const std::string& name,
-                                              Result<std::string> result) {
-  if (log) {
+                                              Result<std::string> result,
+                                              const std::optional<DeferredIntent>& deferred) {
+  if (log && deferred) {
+    const auto status = result.ok() ? audit::CompletionStatus::ok : audit::CompletionStatus::error;
+    const std::string& text = result.ok() ? *result : result.error().message();
+    const syscalls::SyscallSpec* spec = syscalls::find_syscall(name);
+    const audit::SideEffect effect =
+        spec ? audit_side_effect(spec->side_effect) : audit::SideEffect::none;
+    std::lock_guard lock(audit_mutex_);
+    auto recorded = log->append_call(deferred->pid, name, deferred->args, deferred->capability,
+                                     audit::Decision::allow, effect, deferred->began_us, status,
+                                     audit::result_digest(text));
+    // Unaudited, the result is not released: the model gets the audit failure instead.
+    if (!recorded.ok())
+      return make_error(Errc::unavailable, name, ": audit log (the result was withheld): ",
+                        recorded.error().message());
+  } else if (log) {
     const auto status = result.ok() ? audit::CompletionStatus::ok : audit::CompletionStatus::error;
     const std::string& text = result.ok() ? *result : result.error().message();
     std::lock_guard lock(audit_mutex_);
@@ -670,16 +699,6 @@ Result<std::string> SyscallDispatcher::finish(audit::AuditLog* log, int64_t inte
   return result;
 }
 
-namespace {
-
-bool waits_for_kernel_events(const SyscallSpec& spec) {
-  return spec.server == Server::kernel &&
-         (spec.name.starts_with("proc.") || spec.name.starts_with("msg.") ||
-          spec.name == "human.ask");
-}
-
-}  // namespace
-
 Result<std::string> SyscallDispatcher::call(Process& process, const std::string& name,
                                             const json& arguments) {
   if (const SyscallSpec* spec = syscalls::find_syscall(name);
@@ -688,7 +707,7 @@ Result<std::string> SyscallDispatcher::call(Process& process, const std::string&
                       ": it may block, so it is served only through the agent loop (start())");
   Begun begun = ICAM_TRY(begin(process, name, arguments));
   auto result = serve(*begun.state, process.pid, *begun.spec, arguments, begun.authorization);
-  return finish(begun.log, begun.intent, name, std::move(result));
+  return finish(begun.log, begun.intent, name, std::move(result), begun.deferred);
 }
 
 CallStart SyscallDispatcher::start(Process& process, const std::string& name,
@@ -702,7 +721,7 @@ CallStart SyscallDispatcher::start(Process& process, const std::string& name,
   // completions.
   if (spec.server == Server::kernel || !sink_ || state.workspace.empty()) {
     auto result = serve(state, process.pid, spec, arguments, begun->authorization);
-    return finish(begun->log, begun->intent, name, std::move(result));
+    return finish(begun->log, begun->intent, name, std::move(result), begun->deferred);
   }
   // A driver call: on a worker thread, so the engine steps the other processes meanwhile. The
   // previous worker of this process has finished (the process waited for its completion).
@@ -713,10 +732,10 @@ CallStart SyscallDispatcher::start(Process& process, const std::string& name,
   const CallTicket ticket = next_ticket_++;
   state.worker = std::thread([this, flight, drivers, spec = &spec, arguments,
                               authorization = begun->authorization, log = begun->log,
-                              intent = begun->intent, pid = process.pid, ticket,
-                              sink = sink_] {
+                              intent = begun->intent, deferred = begun->deferred,
+                              pid = process.pid, ticket, sink = sink_] {
     auto result = serve_driver(*drivers, *spec, arguments, authorization, flight.get());
-    sink->complete(pid, ticket, finish(log, intent, spec->name, std::move(result)));
+    sink->complete(pid, ticket, finish(log, intent, spec->name, std::move(result), deferred));
   });
   return PendingCall{ticket, spec.name};
 }

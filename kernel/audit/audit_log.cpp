@@ -379,6 +379,47 @@ Result<int64_t> AuditLog::append_completion(int64_t intent_id, CompletionStatus 
   return completion.id;
 }
 
+Result<int64_t> AuditLog::append_call(uint64_t pid, std::string_view syscall,
+                                      std::string_view args_json, std::string_view capability,
+                                      Decision decision, SideEffect side_effect,
+                                      int64_t intent_time_us, CompletionStatus status,
+                                      std::string_view result_digest) {
+  ICAM_TRY(check_text("syscall", syscall, kMaxSyscallBytes, false));
+  ICAM_TRY(check_text("capability", capability, kMaxCapabilityBytes, true));
+  ICAM_TRY(check_text("result digest", result_digest, kMaxDigestBytes, true));
+  if (args_json.size() > kMaxArgsBytes)
+    return make_error(Errc::invalid_argument, "arguments: longer than ", kMaxArgsBytes, " bytes");
+  AuditRecord intent;
+  intent.kind = RecordKind::intent;
+  intent.pid = pid;
+  intent.syscall = syscall;
+  intent.args = ICAM_TRY(canonical_json(args_json));
+  intent.capability = capability;
+  intent.decision = decision;
+  intent.side_effect = side_effect;
+  std::lock_guard lock(mutex_);
+  const int64_t now = now_us();
+  intent.time_us = intent_time_us > 0 ? std::min(intent_time_us, now) : now;
+  AuditRecord completion;
+  ICAM_TRY(begin_locked());
+  auto body = [&]() -> Status {
+    ICAM_TRY(insert_locked(intent));
+    completion.kind = RecordKind::completion;
+    completion.time_us = now;
+    completion.pid = pid;
+    completion.syscall = intent.syscall;
+    completion.capability = intent.capability;
+    completion.decision = decision;
+    completion.side_effect = side_effect;
+    completion.intent_id = intent.id;
+    completion.status = status;
+    completion.result_digest = result_digest;
+    return insert_locked(completion);
+  }();
+  ICAM_TRY(commit_or_rollback_locked(std::move(body)));
+  return completion.id;
+}
+
 Result<std::vector<RecoveredIntent>> AuditLog::recover() {
   std::lock_guard lock(mutex_);
   ICAM_TRY(begin_locked());

@@ -104,6 +104,19 @@ class AuditLog {
   Result<int64_t> append_completion(int64_t intent_id, CompletionStatus status,
                                     std::string_view result_digest);
 
+  // Appends a call's intent and its completion in one transaction: for calls with no side
+  // effect (reads, pure calls, denials), whose intent need not be durable before anything
+  // happens, since nothing does; the caller releases the result only after this returns. The
+  // intent keeps the time the call began (`intent_time_us`, from now_us(); 0 = now). Returns the
+  // completion's id; the intent's is one less.
+  Result<int64_t> append_call(uint64_t pid, std::string_view syscall, std::string_view args_json,
+                              std::string_view capability, Decision decision,
+                              SideEffect side_effect, int64_t intent_time_us,
+                              CompletionStatus status, std::string_view result_digest);
+  // The log's clock (AuditOptions::clock), in Unix microseconds.
+  int64_t now_us() const;
+  // The log's clock (AuditOptions::clock), in Unix microseconds.
+
   // Completes every open intent with outcome_unknown (see above); open() calls it. Call it again
   // only when no syscall is in flight, since an in-flight intent is open too.
   Result<std::vector<RecoveredIntent>> recover();
@@ -129,7 +142,6 @@ class AuditLog {
       : options_(std::move(options)), db_(std::move(db)), key_(std::move(key)) {}
 
   Status prepare_statements();
-  int64_t now_us() const;
   std::string compute_hash(std::string_view prev_hash_hex, const AuditRecord& record) const;
   std::string head_mac(int64_t id, std::string_view hash) const;
   // Begins an IMMEDIATE transaction; a lock held too long is a clear `unavailable`.

@@ -88,6 +88,39 @@ TEST_F(AuditLogTest, IntentAndCompletionAreChained) {
   EXPECT_TRUE(log->verify().ok());
 }
 
+TEST_F(AuditLogTest, ACallWithoutSideEffectsIsRecordedInOneTransaction) {
+  auto log = open_log();
+  ASSERT_TRUE(log);
+  const int64_t began = clock_us;
+  clock_us += 40;  // the call ran meanwhile
+  auto done = log->append_call(3, "fs.stat", R"({"path": "/ws/a"})", "fs.read:/ws/**",
+                               Decision::allow, SideEffect::none, began, CompletionStatus::ok,
+                               result_digest("{}"));
+  ASSERT_TRUE(done.ok()) << done.error().message();
+  EXPECT_EQ(*done, 2);
+  auto records = log->tail(10);
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 2u);
+  const AuditRecord& i = (*records)[0];
+  const AuditRecord& c = (*records)[1];
+  EXPECT_EQ(i.kind, RecordKind::intent);
+  EXPECT_EQ(i.time_us, began);  // when the call began, not when it was written
+  EXPECT_EQ(i.args, R"({"path":"/ws/a"})");
+  EXPECT_EQ(c.kind, RecordKind::completion);
+  EXPECT_EQ(c.intent_id, i.id);
+  EXPECT_EQ(c.time_us, began + 40);
+  EXPECT_EQ(c.prev_hash, i.hash);
+  // Bad input writes neither record.
+  EXPECT_FALSE(log->append_call(3, "", "{}", "", Decision::allow, SideEffect::none, 0,
+                                CompletionStatus::ok, "")
+                   .ok());
+  EXPECT_FALSE(log->append_call(3, "fs.stat", "not json", "", Decision::allow, SideEffect::none,
+                                0, CompletionStatus::ok, "")
+                   .ok());
+  EXPECT_EQ(log->tail(10)->size(), 2u);
+  EXPECT_TRUE(log->verify().ok());
+}
+
 TEST_F(AuditLogTest, CanonicalJsonSortsKeysAtEveryDepth) {
   auto text = canonical_json(R"({ "z": {"b": 1, "a": [3, {"y": 0, "x": null}]}, "é": "ü", "A": 1.5 })");
   ASSERT_TRUE(text.ok());
