@@ -935,6 +935,12 @@ Status AgentLoop::reap(Pid pid) {
   return ok_status();
 }
 
+std::optional<sched::SequenceId> AgentLoop::sequence_of(Pid pid) const {
+  auto it = slots_.find(pid);
+  if (it == slots_.end() || it->second.process.exit) return std::nullopt;
+  return it->second.sequence;
+}
+
 const Process* AgentLoop::process(Pid pid) const {
   auto it = slots_.find(pid);
   return it == slots_.end() ? nullptr : &it->second.process;

@@ -176,6 +176,8 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   int64_t compactions(Pid pid) const;
   // The live process whose sequence `id` is; 0 when none.
   Pid pid_of(sched::SequenceId id) const;
+  // The scheduler's sequence of a live process; nullopt for an exited or unknown one.
+  std::optional<sched::SequenceId> sequence_of(Pid pid) const;
   std::vector<Pid> pids() const;
   size_t live_processes() const;
 

@@ -276,6 +276,21 @@ std::vector<nlohmann::json> Kernel::journaled_exits(size_t limit) const {
   return out;
 }
 
+std::optional<Kernel::ProcessMemory> Kernel::process_memory(Pid pid) const {
+  const std::optional<sched::SequenceId> id = loop_->sequence_of(pid);
+  if (!id) return std::nullopt;
+  auto info = scheduler_->info(*id);
+  if (!info.ok()) return std::nullopt;
+  const int64_t pt = backend_->kv_pool().page_tokens();
+  ProcessMemory m;
+  m.context_tokens = info->context_tokens;
+  m.cached_tokens = info->cached_tokens;
+  m.resident_pages = info->kv_pages;
+  m.out_pages = std::max<int64_t>(0, (info->context_tokens + pt - 1) / pt - info->kv_pages);
+  m.shared_tokens = info->stats.shared_tokens;
+  return m;
+}
+
 std::vector<syscalls::ProvenanceEntry> Kernel::capabilities(Pid pid) const {
   if (!dispatcher_) return {};
   return dispatcher_->capabilities().provenance(pid, syscalls::unix_now());

@@ -127,6 +127,17 @@ class Kernel {
   // Forgets an exited process (see AgentLoop::reap).
   Status reap(Pid pid) { return loop_->reap(pid); }
   const Process* process(Pid pid) const { return loop_->process(pid); }
+  // Where a live process's context is: tokens, pages resident in the KV pool (T0), pages of its
+  // context not resident (taken back: in the page store when there is one, else to recompute),
+  // and the tokens it attached from other processes' pages instead of computing them.
+  struct ProcessMemory {
+    int64_t context_tokens = 0;
+    int64_t cached_tokens = 0;
+    int64_t resident_pages = 0;
+    int64_t out_pages = 0;
+    int64_t shared_tokens = 0;
+  };
+  std::optional<ProcessMemory> process_memory(Pid pid) const;
   // A live process's context as messages, and how often it was compacted (the context budget).
   std::vector<llm::ChatMessage> context_messages(Pid pid) const {
     return loop_->context_messages(pid);

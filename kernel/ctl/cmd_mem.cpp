@@ -10,6 +10,7 @@
 
 #include "kernel/ctl/args.h"
 #include "kernel/ctl/commands.h"
+#include "kernel/ctl/daemon_commands.h"
 #include "kernel/kernel.h"
 #include "memory/archive_store.h"
 #include "memory/process_journal.h"
@@ -25,13 +26,15 @@ const std::vector<OptionSpec>& mem_specs() {
       {"journal", "", true, false, "the process journal (default: $ICAM_HOME/journal.db)"},
       {"limit", "n", true, false, "archive NS / recall: at most this many entries (default 20)"},
       {"json", "", false, false, "JSON instead of a table"},
+      {"socket", "", true, false, "the daemon's socket, for the T0/T1 figures (default: configured)"},
       {"help", "h", false, false, "show this help"},
   };
   return specs;
 }
 
 constexpr const char* kMemUsage =
-    "usage: icamctl mem [--json]                 archive namespaces and journaled processes\n"
+    "usage: icamctl mem [--json]                 the tiers: KV pool and page store (from a running\n"
+    "                                            icamd), archive namespaces, journaled processes\n"
     "       icamctl mem archive [NS] [-n N] [--json]   namespaces, or the newest entries of NS\n"
     "       icamctl mem recall NS QUERY... [-n N] [--json]  search NS as mem.recall does\n"
     "       icamctl mem journal [PID] [--json]   processes, or one process's record\n"
@@ -121,10 +124,74 @@ json summaries_json(const std::vector<memory::JournalSummary>& rows) {
   return out;
 }
 
-// `icamctl mem`: both files, each reported as absent rather than failing when not written yet.
-int overview(const std::string& archive_path, const std::string& journal_path, bool as_json) {
-  json out = json::object();
+// T0 and T1 as the running daemon sees them: the KV pool, the prefix index, the page store's
+// traffic, and where each live process's context is. Empty text when no daemon runs.
+std::string daemon_tiers(const Config& config, const std::string& socket, json& out) {
+  auto c = connect_daemon(config, socket);
+  if (!c.ok()) return "daemon: not reachable (" + c.error().message() + "); T0/T1 need icamd\n\n";
+  auto stats = c->call("kernel.stats");
+  auto list = c->call("proc.list", {{"all", false}});
+  if (!stats.ok() || !list.ok())
+    return "daemon: " + (stats.ok() ? list.error().message() : stats.error().message()) + "\n\n";
+  const json& kv = stats->value("kv", json::object());
+  const json& sc = stats->value("scheduler", json::object());
+  const json& sw = stats->value("swap", json::object());
+  const double page_bytes = kv.value("page_bytes", 0.0);
+  const double mib = 1024.0 * 1024.0;
+  auto rate = [&](const char* pages, const char* seconds) {
+    const double s = sw.value(seconds, 0.0);
+    return s > 0 ? sw.value(pages, 0.0) * page_bytes / mib / s : 0.0;
+  };
   std::string text;
+  text += str_cat("T0 KV pool    ", kv.value("pages_used", 0ll), " / ", kv.value("pages_total", 0ll),
+                  " pages (", kv.value("page_tokens", 0ll), " tokens, ",
+                  static_cast<int64_t>(page_bytes), " bytes each), peak ",
+                  kv.value("pages_peak", 0ll), "; prefix index ", sc.value("prefix_hits", 0ll),
+                  " hits of ", sc.value("prefix_lookups", 0ll), " lookups\n");
+  const std::string store = sw.value("store", std::string());
+  if (store.empty()) {
+    text += "T1 page store none (" + sw.value("store_error", std::string("not configured")) +
+            "): pages taken back are recomputed\n";
+  } else {
+    char line[512];
+    std::snprintf(line, sizeof(line),
+                  "T1 page store %s: %lld pages out (%.1f MiB; engine thread %.1f MiB/s), %lld in "
+                  "(%.1f MiB, %.1f MiB/s), %lld errors\n",
+                  store.c_str(), sw.value("pages_out", 0ll),
+                  sw.value("pages_out", 0.0) * page_bytes / mib, rate("pages_out", "out_seconds"),
+                  sw.value("pages_in", 0ll), sw.value("pages_in", 0.0) * page_bytes / mib,
+                  rate("pages_in", "in_seconds"), sw.value("errors", 0ll));
+    text += line;
+  }
+  json processes = json::array();
+  std::string table;
+  char row[256];
+  std::snprintf(row, sizeof(row), "%6s %-16s %-8s %8s %6s %6s %7s\n", "PID", "NAME", "STATE",
+                "CONTEXT", "KV", "OUT", "SHARED");
+  table += row;
+  for (const json& p : (*list)["processes"]) {
+    if (!p.contains("memory") || !p["memory"].is_object()) continue;
+    const json& m = p["memory"];
+    processes.push_back({{"pid", p.value("pid", 0ll)}, {"memory", m}});
+    std::string name = p.value("name", std::string());
+    if (name.size() > 16) name = name.substr(0, 15) + "~";
+    std::snprintf(row, sizeof(row), "%6lld %-16s %-8s %8lld %6lld %6lld %7lld\n",
+                  p.value("pid", 0ll), name.c_str(), p.value("state", std::string()).c_str(),
+                  m.value("context_tokens", 0ll), m.value("resident_pages", 0ll),
+                  m.value("out_pages", 0ll), m.value("shared_tokens", 0ll));
+    table += row;
+  }
+  out["daemon"] = {{"kv", kv}, {"swap", sw}, {"processes", processes}};
+  text += processes.empty() ? "no live processes\n" : table;
+  return text + "\n";
+}
+
+// `icamctl mem`: the daemon's T0/T1 figures when one runs, then both T2 files, each reported as
+// absent rather than failing when not written yet.
+int overview(const Config& config, const std::string& socket, const std::string& archive_path,
+             const std::string& journal_path, bool as_json) {
+  json out = json::object();
+  std::string text = daemon_tiers(config, socket, out);
   int status = kExitOk;
   auto archive = open_archive(archive_path);
   if (archive.ok()) {
@@ -316,7 +383,8 @@ int cmd_mem(const Config& config, const std::vector<std::string>& argv) {
   if (!limit.ok()) return fail(kExitUsage, limit.error().message());
   const bool as_json = args->has("json");
   const std::vector<std::string>& pos = args->positional();
-  if (pos.empty()) return overview(archive_path, journal_path, as_json);
+  if (pos.empty())
+    return overview(config, args->get("socket").value_or(""), archive_path, journal_path, as_json);
   const std::string sub = pos[0];
   const std::vector<std::string> rest(pos.begin() + 1, pos.end());
   if (sub == "archive") return archive_command(archive_path, rest, *limit, as_json);

@@ -157,25 +157,42 @@ std::string summary_line(const json& p) {
   return line;
 }
 
-std::string process_table(const std::vector<json>& records) {
+std::string process_table(const std::vector<json>& records, bool memory) {
   std::string out;
   char buf[512];
-  std::snprintf(buf, sizeof(buf), "%6s %6s %-16s %-8s %4s %7s %7s %5s %8s  %s\n", "PID", "PPID",
-                "NAME", "STATE", "PRIO", "PROMPT", "GEN", "SYSC", "TIME", "EXIT");
+  std::snprintf(buf, sizeof(buf), "%6s %6s %-16s %-8s %4s %7s %7s %5s %8s", "PID", "PPID", "NAME",
+                "STATE", "PRIO", "PROMPT", "GEN", "SYSC", "TIME");
   out += buf;
+  // top's memory columns: KV pages resident in the pool, pages taken back (swapped out, or to be
+  // recomputed without a page store), and prompt tokens attached from other processes' pages.
+  if (memory) {
+    std::snprintf(buf, sizeof(buf), " %6s %6s %7s", "KV", "OUT", "SHARED");
+    out += buf;
+  }
+  out += "  EXIT\n";
   for (const json& p : records) {
     const json& a = p["accounting"];
     std::string name = p.value("name", std::string());
     if (name.size() > 16) name = name.substr(0, 15) + "~";
     const std::string exit =
         p["exit"].is_object() ? p["exit"].value("reason", std::string()) : std::string("-");
-    std::snprintf(buf, sizeof(buf), "%6llu %6llu %-16s %-8s %4d %7lld %7lld %5lld %8s  %s\n",
+    std::snprintf(buf, sizeof(buf), "%6llu %6llu %-16s %-8s %4d %7lld %7lld %5lld %8s",
                   p.value("pid", 0ull), p.value("parent", 0ull), name.c_str(),
                   p.value("state", std::string()).c_str(), p.value("priority", 0),
                   a.value("prompt_tokens", 0ll), a.value("generated_tokens", 0ll),
-                  a.value("syscalls", 0ll), seconds_text(a.value("wall_seconds", 0.0)).c_str(),
-                  exit.c_str());
+                  a.value("syscalls", 0ll), seconds_text(a.value("wall_seconds", 0.0)).c_str());
     out += buf;
+    if (memory) {
+      if (p.contains("memory") && p["memory"].is_object()) {
+        const json& m = p["memory"];
+        std::snprintf(buf, sizeof(buf), " %6lld %6lld %7lld", m.value("resident_pages", 0ll),
+                      m.value("out_pages", 0ll), m.value("shared_tokens", 0ll));
+      } else {
+        std::snprintf(buf, sizeof(buf), " %6s %6s %7s", "-", "-", "-");
+      }
+      out += buf;
+    }
+    out += "  " + exit + "\n";
     // What a blocked process waits on (a question for its owner shows here), on one line.
     if (p.contains("blocked_on") && p["blocked_on"].is_string()) {
       std::string on = p["blocked_on"].get<std::string>();
@@ -537,7 +554,7 @@ int cmd_top(const Config& config, const std::vector<std::string>& argv) {
                   sc.value("mean_batch", 0.0), kv.value("pages_used", 0ll),
                   kv.value("pages_total", 0ll), 100 * sc.value("scheduler_share", 0.0),
                   s.value("draining", false) ? " | draining" : "");
-    frame << buf << process_table(shown);
+    frame << buf << process_table(shown, /*memory=*/true);
     std::cout << frame.str() << std::flush;
     if (*iterations != 0 && i + 1 >= *iterations) break;
     const auto until = std::chrono::steady_clock::now() +

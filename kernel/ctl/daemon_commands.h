@@ -32,7 +32,7 @@ std::string summary_line(const nlohmann::json& record);
 
 // A table of process records (PID, PPID, NAME, STATE, PRIO, PROMPT, GEN, SYSC, TIME, EXIT, and
 // for a blocked process what it waits on).
-std::string process_table(const std::vector<nlohmann::json>& records);
+std::string process_table(const std::vector<nlohmann::json>& records, bool memory = false);
 
 int cmd_ps(const Config& config, const std::vector<std::string>& args);
 int cmd_kill(const Config& config, const std::vector<std::string>& args);

@@ -116,7 +116,15 @@ void EngineThread::publish(bool force_records) {
     last_full_publish_ = now;
     for (kernel::Pid pid : kernel_->pids()) {
       const kernel::Process* p = kernel_->process(pid);
-      if (p && !p->exit) pending_.records.push_back(kernel::to_json(*p));
+      if (!p || p->exit) continue;
+      nlohmann::json record = kernel::to_json(*p);
+      if (auto m = kernel_->process_memory(pid))
+        record["memory"] = {{"context_tokens", m->context_tokens},
+                            {"cached_tokens", m->cached_tokens},
+                            {"resident_pages", m->resident_pages},
+                            {"out_pages", m->out_pages},
+                            {"shared_tokens", m->shared_tokens}};
+      pending_.records.push_back(std::move(record));
     }
     pending_.stats = stats_json(*kernel_);
   }
