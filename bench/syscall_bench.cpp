@@ -1,8 +1,9 @@
 // The whole syscall path for a no-op call, as an agent's tool call takes it: the table lookup and
-// the argument schema, the capability check on the canonical path, the audit intent (committed
-// with synchronous=FULL), the call to the warm sandboxed fs driver, the audit completion. Against
-// two baselines measured in the same run: the same dispatcher with no audit log (so the cost of
-// the audit log's two synchronous commits shows), and the bare driver call.
+// the argument schema, the capability check on the canonical path, the call to the warm sandboxed
+// fs driver, the audit intent and completion (fs.stat has no side effect, so both are committed
+// in one synchronous=FULL transaction after the call; a write would commit its intent first).
+// Against a baseline measured in the same run: the same dispatcher with no audit log (so the cost
+// of the audit log's synchronous commit shows).
 //
 //   build/bench/syscall_bench [--calls N] [--dir DIR]
 //
@@ -108,7 +109,7 @@ int main(int argc, char** argv) {
   const Stats unaudited = run(root, "", calls);
   std::printf("no-op syscall (fs.stat on a warm sandboxed driver), %d calls, in %s\n", calls,
               root.c_str());
-  std::printf("  full path, audited (2 synchronous commits)  median %.3f ms  p99 %.3f ms\n",
+  std::printf("  full path, audited (1 synchronous commit)   median %.3f ms  p99 %.3f ms\n",
               audited.median_ms, audited.p99_ms);
   std::printf("  same path without an audit log             median %.3f ms  p99 %.3f ms\n",
               unaudited.median_ms, unaudited.p99_ms);
