@@ -105,8 +105,17 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
     ICAM_TRY_CTX(k->journal_->check_writable(), "process journal");
     const uint64_t max_pid = ICAM_TRY_CTX(k->journal_->max_pid(), "process journal");
     k->loop_->set_next_pid(max_pid + 1);
-    if (options.resume_journaled)
+    if (options.resume_journaled) {
       k->to_resume_ = ICAM_TRY_CTX(k->journal_->live_processes(), "process journal");
+      // The daemon answers for the last kJournaledExits exited processes; older ones (but those
+      // with checkpoints) are forgotten, so the journal does not grow without end.
+      auto pruned = k->journal_->prune_exited(kJournaledExits);
+      if (!pruned.ok())
+        log::warn("kernel", "process journal: exited processes not pruned: ",
+                  pruned.error().message());
+      else if (*pruned > 0)
+        log::info("kernel", "process journal: forgot ", *pruned, " old exited processes");
+    }
     Kernel* raw = k.get();
     k->loop_->set_journal(k->journal_.get(), [raw](Pid pid) {
       return raw->dispatcher_ ? raw->dispatcher_->workspace(pid).string() : std::string();

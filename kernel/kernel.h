@@ -73,6 +73,9 @@ struct KernelOptions {
 // `icamctl audit` sees what any of them did. Callers override from their own flags.
 KernelOptions kernel_options(const Config& config);
 
+// How many exited processes a resuming kernel keeps in its journal (and icamd answers for).
+inline constexpr size_t kJournaledExits = 1024;
+
 class Kernel {
  public:
   // Loads the model and builds the backend and scheduler. Errors name the model file.

@@ -507,6 +507,30 @@ Status ProcessJournal::forget(uint64_t pid) {
   });
 }
 
+Result<int64_t> ProcessJournal::prune_exited(size_t keep) {
+  std::lock_guard lock(mu_);
+  int64_t removed = 0;
+  Status st = write("prune exited processes", [&]() -> Status {
+    // The victims, into a temporary table, so each table's DELETE names the same set.
+    ICAM_TRY(db_.exec("CREATE TEMP TABLE IF NOT EXISTS prune(pid INTEGER PRIMARY KEY)"));
+    ICAM_TRY(db_.exec("DELETE FROM temp.prune"));
+    Statement pick = ICAM_TRY(db_.prepare(
+        "INSERT INTO temp.prune(pid) SELECT pid FROM (SELECT pid FROM processes "
+        "WHERE state = 'exited' AND pid NOT IN (SELECT pid FROM checkpoints) "
+        "ORDER BY updated_us DESC, pid DESC LIMIT -1 OFFSET ?) "
+        "WHERE pid <> (SELECT max(pid) FROM processes)"));
+    pick.bind(1, static_cast<int64_t>(keep));
+    ICAM_TRY(pick.run());
+    removed = ICAM_TRY(db_.query_int("SELECT count(*) FROM temp.prune"));
+    for (const char* table : {"transcript", "tool_results", "processes"}) {
+      ICAM_TRY(db_.exec(str_cat("DELETE FROM ", table, " WHERE pid IN (SELECT pid FROM temp.prune)")));
+    }
+    return db_.exec("DELETE FROM temp.prune");
+  });
+  if (!st.ok()) return std::move(st).error();
+  return removed;
+}
+
 Result<JournalProcess> ProcessJournal::load(uint64_t pid) const {
   std::lock_guard lock(mu_);
   return load_locked(pid);

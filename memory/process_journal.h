@@ -186,6 +186,10 @@ class ProcessJournal {
   Result<int64_t> find_checkpoint(uint64_t pid, std::string_view label) const;
   // Removes an exited process and everything recorded for it.
   Status forget(uint64_t pid);
+  // Forgets the exited processes but the `keep` most recently updated ones and those holding a
+  // checkpoint (which someone may still restore), in one transaction; how many were forgotten.
+  // The newest process always stays, so max_pid() and the numbering above it are unchanged.
+  Result<int64_t> prune_exited(size_t keep);
 
   Result<JournalProcess> load(uint64_t pid) const;
   // Every process not exited, by pid: what a restarted daemon resumes.

@@ -764,7 +764,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& options,
 
   // Processes that exited before a restart still answer ps and wait (the journal keeps their
   // records); those it left running are revived by the kernel's first step.
-  for (const json& record : kernel->journaled_exits(1024)) impl->directory.update(record);
+  for (const json& record : kernel->journaled_exits(kernel::kJournaledExits)) impl->directory.update(record);
   for (const json& record : kernel->resuming_records()) impl->directory.update(record);
 
   Impl* raw = impl.get();

@@ -87,6 +87,35 @@ TEST(ProcessJournal, RecordsAProcessAndReadsItBackAfterReopening) {
   EXPECT_EQ(code_of(j->append_tokens(3, std::vector<int32_t>{1})), Errc::permission_denied);
 }
 
+TEST(ProcessJournal, PruningForgetsOldExitsButCheckpointsAndTheNewest) {
+  TempDir dir;
+  auto j = open_ok(dir.path() + "/journal.db");
+  ASSERT_TRUE(j);
+  // Ten processes, exited in pid order, but 4 (which holds a checkpoint) and 9 (still live).
+  for (uint64_t pid = 1; pid <= 10; ++pid) {
+    ASSERT_TRUE(j->begin_process(pid, "{}", 0, std::vector<int32_t>{1, 2, 3}).ok());
+    if (pid == 4) {
+      ASSERT_TRUE(j->checkpoint(4, "keep").ok());
+    }
+    if (pid != 9) {
+      ASSERT_TRUE(j->exit(pid, R"({"reason":"completed"})").ok());
+    }
+  }
+  auto removed = j->prune_exited(3);
+  ASSERT_TRUE(removed.ok()) << removed.error().message();
+  // Kept: the three newest exits (10, 8, 7), the checkpointed 4 and the live 9.
+  EXPECT_EQ(*removed, 5);
+  for (uint64_t pid : {1, 2, 3, 5, 6}) EXPECT_EQ(code_of(j->load(pid)), Errc::not_found) << pid;
+  for (uint64_t pid : {4, 7, 8, 9, 10}) EXPECT_TRUE(j->load(pid).ok()) << pid;
+  EXPECT_EQ(*j->max_pid(), 10u);
+  EXPECT_EQ(j->live_processes()->size(), 1u);
+  // Keeping none still keeps the newest process, so pids never go back.
+  ASSERT_TRUE(j->exit(9, R"({"reason":"completed"})").ok());
+  EXPECT_EQ(*j->prune_exited(0), 3);  // 7, 8, 9; 4 has a checkpoint, 10 is the newest
+  EXPECT_EQ(*j->max_pid(), 10u);
+  EXPECT_EQ(j->summaries()->size(), 2u);
+}
+
 TEST(ProcessJournal, LiveProcessesAreWhatARestartResumes) {
   TempDir dir;
   auto j = open_ok(dir.path() + "/journal.db");
