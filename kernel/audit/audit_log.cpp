@@ -322,9 +322,13 @@ Result<int64_t> AuditLog::append_locked(AuditRecord record) {
   return record.id;
 }
 
-Result<int64_t> AuditLog::append_intent(uint64_t pid, std::string_view syscall,
-                                        std::string_view args_json, std::string_view capability,
-                                        Decision decision, SideEffect side_effect) {
+namespace {
+
+// An intent record from a caller's fields, checked (sizes, canonical JSON); not yet timed or
+// chained.
+Result<AuditRecord> intent_record(uint64_t pid, std::string_view syscall,
+                                  std::string_view args_json, std::string_view capability,
+                                  Decision decision, SideEffect side_effect) {
   ICAM_TRY(check_text("syscall", syscall, kMaxSyscallBytes, false));
   ICAM_TRY(check_text("capability", capability, kMaxCapabilityBytes, true));
   if (args_json.size() > kMaxArgsBytes)
@@ -337,6 +341,16 @@ Result<int64_t> AuditLog::append_intent(uint64_t pid, std::string_view syscall,
   record.capability = capability;
   record.decision = decision;
   record.side_effect = side_effect;
+  return record;
+}
+
+}  // namespace
+
+Result<int64_t> AuditLog::append_intent(uint64_t pid, std::string_view syscall,
+                                        std::string_view args_json, std::string_view capability,
+                                        Decision decision, SideEffect side_effect) {
+  AuditRecord record =
+      ICAM_TRY(intent_record(pid, syscall, args_json, capability, decision, side_effect));
   std::lock_guard lock(mutex_);
   record.time_us = now_us();
   return append_locked(std::move(record));
@@ -384,19 +398,9 @@ Result<int64_t> AuditLog::append_call(uint64_t pid, std::string_view syscall,
                                       Decision decision, SideEffect side_effect,
                                       int64_t intent_time_us, CompletionStatus status,
                                       std::string_view result_digest) {
-  ICAM_TRY(check_text("syscall", syscall, kMaxSyscallBytes, false));
-  ICAM_TRY(check_text("capability", capability, kMaxCapabilityBytes, true));
   ICAM_TRY(check_text("result digest", result_digest, kMaxDigestBytes, true));
-  if (args_json.size() > kMaxArgsBytes)
-    return make_error(Errc::invalid_argument, "arguments: longer than ", kMaxArgsBytes, " bytes");
-  AuditRecord intent;
-  intent.kind = RecordKind::intent;
-  intent.pid = pid;
-  intent.syscall = syscall;
-  intent.args = ICAM_TRY(canonical_json(args_json));
-  intent.capability = capability;
-  intent.decision = decision;
-  intent.side_effect = side_effect;
+  AuditRecord intent =
+      ICAM_TRY(intent_record(pid, syscall, args_json, capability, decision, side_effect));
   std::lock_guard lock(mutex_);
   const int64_t now = now_us();
   intent.time_us = intent_time_us > 0 ? std::min(intent_time_us, now) : now;

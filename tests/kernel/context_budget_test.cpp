@@ -20,6 +20,7 @@
 #include "memory/archive_syscalls.h"
 #include "tests/drivers/llm/engine/tiny_model.h"
 #include "tests/kernel/scripted_events.h"
+#include "tests/memory/temp_dir.h"
 
 namespace icam::kernel {
 namespace {
@@ -31,21 +32,7 @@ using testing::Scripts;
 using testing::ScriptedEvents;
 using testing::tool_call;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "icam-context-XXXXXX").string();
-    if (::mkdtemp(pattern.data())) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) fs::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using memory::testing::TempDir;
 
 constexpr const char* kName = "compactor";
 

@@ -18,6 +18,7 @@
 #include "kernel/kernel.h"
 #include "tests/drivers/llm/engine/tiny_model.h"
 #include "tests/kernel/scripted_events.h"
+#include "tests/memory/temp_dir.h"
 
 namespace icam::kernel {
 namespace {
@@ -28,21 +29,7 @@ using testing::Scripts;
 using testing::ScriptedEvents;
 using testing::tool_call;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "icam-journal-XXXXXX").string();
-    if (::mkdtemp(pattern.data())) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) fs::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using memory::testing::TempDir;
 
 // Serves every call by counting it: what the test asserts is whether a call was made at all.
 class CountingHandler : public SyscallHandler {
