@@ -735,6 +735,7 @@ Result<Pid> AgentLoop::revive(Revival r) {
   Slot slot;
   Process& p = slot.process;
   p.pid = r.pid != 0 ? r.pid : next_pid_;
+  p.parent = r.parent;
   p.name = job.name;
   p.owner_uid = r.owner_uid;
   p.priority = job.priority;
@@ -778,7 +779,7 @@ Result<Pid> AgentLoop::revive(Revival r) {
   }
   if (journal_ && !r.journaled) {
     const std::string workspace = workspace_of_ ? workspace_of_(p.pid) : std::string();
-    Status st = journal_->begin_process(p.pid, journal_job(job, workspace, 0), p.owner_uid, t);
+    Status st = journal_->begin_process(p.pid, journal_job(job, workspace, r.parent), p.owner_uid, t);
     for (size_t i = 0; st.ok() && i < r.tool_results.size(); ++i) {
       const memory::JournalToolResult& result = r.tool_results[i];
       // A moved turn's result has no place in the transcript any more.
@@ -851,9 +852,24 @@ Result<Pid> AgentLoop::revive(Revival r) {
   if (ended) {
     exit(s, ended->first, ended->second);
   } else if (unanswered_call) {
-    serve_unanswered_call(s);
+    if (holding_calls_)
+      held_calls_.push_back(pid);
+    else
+      serve_unanswered_call(s);
   }
   return pid;
+}
+
+void AgentLoop::release_unanswered_calls() {
+  holding_calls_ = false;
+  std::vector<Pid> held = std::move(held_calls_);
+  held_calls_.clear();
+  for (Pid pid : held) {
+    auto it = slots_.find(pid);
+    // It may have exited meanwhile (its parent was not revived, or ended).
+    if (it == slots_.end() || it->second.process.exit) continue;
+    serve_unanswered_call(it->second);
+  }
 }
 
 void AgentLoop::serve_unanswered_call(Slot& s) {
@@ -862,8 +878,10 @@ void AgentLoop::serve_unanswered_call(Slot& s) {
   const syscalls::SyscallSpec* spec = call.ok() ? syscalls::find_syscall(call->name) : nullptr;
   const bool listed =
       call.ok() && std::find(p.tools.begin(), p.tools.end(), call->name) != p.tools.end();
-  if (!spec || !listed || call->name == kToolProcExit || spec->idempotent) {
-    // Safe to serve again: nothing happened, it changes nothing more, or it ends the process.
+  if (!spec || !listed || call->name == kToolProcExit || spec->idempotent ||
+      spec->again_after_restart) {
+    // Safe to serve again: nothing happened, it changes nothing more, it ends the process, or
+    // what it changed did not survive the restart (SyscallSpec::again_after_restart).
     serve_tool_call(s);
     return;
   }

@@ -143,6 +143,9 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   // What revive() rebuilds a process from.
   struct Revival {
     Pid pid = 0;  // 0: a new pid (a restored checkpoint); else the journaled process's own
+    // The live process it is a child of (revived before it); 0 for none. A child's capabilities
+    // are derived again from its parent's, as proc.spawn derived them.
+    Pid parent = 0;
     JobSpec job;
     uint32_t owner_uid = 0;
     std::vector<int32_t> transcript;  // every committed token: the prompt first
@@ -162,6 +165,11 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   // begin with the job's prompt (another model or tokenizer), its tool results do not match it,
   // or the scheduler refuses it.
   Result<Pid> revive(Revival revival);
+  // While held, revive() does not yet serve a revived process's unanswered call; release serves
+  // those held, in the order revived. A restarted kernel revives every process first, so that a
+  // parent that was waiting in proc.wait finds the child it waits for.
+  void hold_unanswered_calls() { holding_calls_ = true; }
+  void release_unanswered_calls();
 
   // Forgets an exited process (its record is no longer needed: the daemon keeps its own copy).
   // not_found for an unknown pid; invalid_argument for a live one.
@@ -274,6 +282,8 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   std::shared_ptr<CompletionQueue> completions_ = std::make_shared<CompletionQueue>();
   uint64_t dropped_completions_ = 0;
   Pid next_pid_ = 1;
+  bool holding_calls_ = false;
+  std::vector<Pid> held_calls_;  // revived with an unanswered call, while holding
   memory::ProcessJournal* journal_ = nullptr;
   std::function<std::string(Pid)> workspace_of_;
   std::map<Pid, Slot> slots_;

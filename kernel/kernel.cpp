@@ -4,9 +4,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "common/log.h"
 #include "drivers/llm/engine/backend_factory.h"
@@ -163,6 +166,14 @@ Kernel::~Kernel() {
 void Kernel::resume_journaled() {
   std::vector<memory::JournalProcess> queue = std::move(to_resume_);
   to_resume_.clear();
+  // Parents before their children (a child's pid is above its parent's), and every process
+  // revived before any of their unanswered calls runs again: a parent that was waiting in
+  // proc.wait must find the child it waits for.
+  std::sort(queue.begin(), queue.end(),
+            [](const memory::JournalProcess& a, const memory::JournalProcess& b) {
+              return a.pid < b.pid;
+            });
+  loop_->hold_unanswered_calls();
   for (const memory::JournalProcess& jp : queue) {
     Status st = resume_one(jp);
     if (st.ok()) {
@@ -180,21 +191,73 @@ void Kernel::resume_journaled() {
       log::warn("kernel", "process ", jp.pid, ": its exit was not journaled: ", ex.error().message());
     if (callbacks_.on_exit) callbacks_.on_exit(record);
   }
+  restore_exited_children(queue);
+  loop_->release_unanswered_calls();
+}
+
+// A revived parent is told again how its children that ended before the restart ended, so that
+// its proc.wait for one answers as it would have; a child it had already waited for (its
+// proc.wait result is recorded) is left out, as it would have been.
+void Kernel::restore_exited_children(const std::vector<memory::JournalProcess>& revived) {
+  if (!dispatcher_) return;
+  std::map<Pid, std::set<Pid>> waited;  // revived parent -> children it waited for
+  for (const memory::JournalProcess& jp : revived) {
+    const Process* p = loop_->process(jp.pid);
+    if (p == nullptr || p->exit) continue;
+    std::set<Pid>& w = waited[jp.pid];
+    for (const memory::JournalToolResult& r : jp.tool_results) {
+      if (r.name != "proc.wait") continue;
+      const auto args = nlohmann::json::parse(r.arguments, nullptr, false);
+      const auto result = nlohmann::json::parse(r.result, nullptr, false);
+      // A wait that timed out or failed leaves the child to be waited for again.
+      if (args.is_object() && args.contains("pid") && args["pid"].is_number_unsigned() &&
+          result.is_object() && result.contains("reason"))
+        w.insert(args["pid"].get<Pid>());
+    }
+  }
+  if (waited.empty()) return;
+  for (const nlohmann::json& record : journaled_exits(kJournaledExits)) {
+    const Pid parent = record.value("parent", Pid{0});
+    const Pid child = record.value("pid", Pid{0});
+    auto w = waited.find(parent);
+    if (w == waited.end() || w->second.count(child) || !record.contains("exit") ||
+        !record["exit"].is_object())
+      continue;
+    const nlohmann::json& e = record["exit"];
+    const std::optional<ExitReason> reason = exit_reason_from_name(e.value("reason", ""));
+    if (!reason) continue;
+    const ExitStatus status{*reason, e.value("answer", ""), e.value("error", "")};
+    if (Status st = dispatcher_->restore_exited_child(parent, child, status); !st.ok())
+      log::warn("kernel", "process ", parent, ": how child ", child,
+                " ended is not known to it again: ", st.error().message());
+  }
 }
 
 Status Kernel::resume_one(const memory::JournalProcess& jp) {
   const auto json = nlohmann::json::parse(jp.job, nullptr, false);
   if (!json.is_object()) return make_error(Errc::corrupt, "its journaled job is not a JSON object");
-  if (json.contains("parent"))
-    return make_error(Errc::unsupported, "it is a child of process ", json["parent"].dump(),
-                      ", and children are not resumed (their capabilities derive from their "
-                      "parent's, which a restart does not keep)");
-  JobSpec job = ICAM_TRY(job_from_json(json, "its journaled job"));
+  // A child is revived under its parent, revived before it, from which its capabilities are
+  // derived again; a child whose parent did not come back cannot be (its capabilities hung off
+  // the parent's).
+  Pid parent = 0;
+  nlohmann::json job_json = json;
+  if (json.contains("parent")) {
+    if (!json["parent"].is_number_unsigned())
+      return make_error(Errc::corrupt, "its journaled parent is not a pid: ", json["parent"].dump());
+    parent = json["parent"].get<Pid>();
+    const Process* p = loop_->process(parent);
+    if (p == nullptr || p->exit)
+      return make_error(Errc::unavailable, "its parent, process ", parent,
+                        ", did not come back, and a child's capabilities derive from its parent's");
+    job_json.erase("parent");
+  }
+  JobSpec job = ICAM_TRY(job_from_json(job_json, "its journaled job"));
   if (!job.model.empty() && job.model != model_path_)
     return make_error(Errc::unsupported, "it ran on model '", job.model, "', not '", model_path_,
                       "'");
   AgentLoop::Revival r;
   r.pid = jp.pid;
+  r.parent = parent;
   r.job = std::move(job);
   r.owner_uid = jp.owner_uid;
   r.transcript = jp.transcript;

@@ -189,6 +189,7 @@ class Kernel {
   Kernel() = default;
   void resume_journaled();
   Status resume_one(const memory::JournalProcess& process);
+  void restore_exited_children(const std::vector<memory::JournalProcess>& revived);
   // Destroyed in reverse: the scheduler (which holds pages of the backend's pool) first, then the
   // loop, the backend, the model (whose weights the backend maps), and last the dispatcher the
   // loop calls (which stops the drivers of processes still alive).

@@ -38,6 +38,13 @@ std::string_view exit_reason_name(ExitReason reason) {
   return "?";
 }
 
+std::optional<ExitReason> exit_reason_from_name(std::string_view name) {
+  for (ExitReason r : {ExitReason::completed, ExitReason::budget_tokens, ExitReason::budget_time,
+                       ExitReason::budget_syscalls, ExitReason::cancelled, ExitReason::error})
+    if (exit_reason_name(r) == name) return r;
+  return std::nullopt;
+}
+
 double Accounting::wall_seconds() const {
   double total = 0;
   for (double s : state_seconds) total += s;

@@ -38,6 +38,8 @@ enum class ExitReason {
   error,            // the engine or the scheduler failed for this process
 };
 std::string_view exit_reason_name(ExitReason reason);
+// The reason exit_reason_name() names; nullopt for any other text.
+std::optional<ExitReason> exit_reason_from_name(std::string_view name);
 
 struct ExitStatus {
   ExitReason reason = ExitReason::completed;

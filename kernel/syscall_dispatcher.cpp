@@ -196,6 +196,8 @@ Status SyscallDispatcher::on_spawn(Process& process, const JobSpec& job) {
     for (syscalls::TokenId id : ids) derived.push_back(store_->token(id)->capability.to_string());
     process.capabilities = std::move(derived);
     ICAM_TRY(start_external_drivers(process, state, job));
+    // (proc.spawn records it too; a child revived after a restart is recorded only here.)
+    processes_.at(state.parent).children.insert(process.pid);
     processes_[process.pid] = std::move(state);
     return ok_status();
   }
@@ -375,25 +377,32 @@ void SyscallDispatcher::on_exit(const Process& process) {
   if (state.drivers) state.drivers->stop_all();
   store_->revoke_owner(process.pid);
   // Its parent hears how it ended: proc.wait answers from this.
-  if (auto parent = processes_.find(state.parent); parent != processes_.end() && process.exit) {
-    ProcessState& ps = parent->second;
-    ps.children.erase(process.pid);
-    json status = {{"pid", process.pid},
-                   {"reason", exit_reason_name(process.exit->reason)},
-                   {"answer", process.exit->answer}};
-    if (!process.exit->error.empty()) status["error"] = process.exit->error;
-    if (ps.waiting && ps.waiting->kind == Waiting::Kind::child &&
-        ps.waiting->child == process.pid) {
-      complete_waiting(parent->first, ps, dump(status));
-    } else {
-      // Kept until waited for; a parent that never waits keeps the newest few.
-      constexpr size_t kMaxExitedChildren = 256;
-      if (ps.exited_children.size() >= kMaxExitedChildren)
-        ps.exited_children.erase(ps.exited_children.begin());
-      ps.exited_children[process.pid] = std::move(status);
-    }
-  }
+  if (auto parent = processes_.find(state.parent); parent != processes_.end() && process.exit)
+    child_exited(parent->first, parent->second, process.pid, *process.exit);
   processes_.erase(it);
+}
+
+void SyscallDispatcher::child_exited(Pid parent, ProcessState& ps, Pid child,
+                                     const ExitStatus& exit) {
+  ps.children.erase(child);
+  json status = {{"pid", child}, {"reason", exit_reason_name(exit.reason)}, {"answer", exit.answer}};
+  if (!exit.error.empty()) status["error"] = exit.error;
+  if (ps.waiting && ps.waiting->kind == Waiting::Kind::child && ps.waiting->child == child) {
+    complete_waiting(parent, ps, dump(status));
+    return;
+  }
+  // Kept until waited for; a parent that never waits keeps the newest few.
+  constexpr size_t kMaxExitedChildren = 256;
+  if (ps.exited_children.size() >= kMaxExitedChildren)
+    ps.exited_children.erase(ps.exited_children.begin());
+  ps.exited_children[child] = std::move(status);
+}
+
+Status SyscallDispatcher::restore_exited_child(Pid parent, Pid child, const ExitStatus& status) {
+  auto it = processes_.find(parent);
+  if (it == processes_.end()) return make_error(Errc::not_found, "no live process ", parent);
+  child_exited(parent, it->second, child, status);
+  return ok_status();
 }
 
 fs::path SyscallDispatcher::workspace(Pid pid) const {

@@ -124,6 +124,10 @@ class SyscallDispatcher final : public SyscallHandler {
   // The question `pid` waits on; "" when none.
   std::string pending_question(Pid pid) const;
 
+  // Tells live process `parent` how its child `child` ended before a restart (proc.wait answers
+  // from it, as for a child that exits now). not_found when `parent` is not a live process here.
+  Status restore_exited_child(Pid parent, Pid child, const ExitStatus& status);
+
   // The workspace of a live process; empty when it has none (or is unknown).
   std::filesystem::path workspace(Pid pid) const;
   // How many drivers a live process has running.
@@ -250,6 +254,8 @@ class SyscallDispatcher final : public SyscallHandler {
   PendingCall wait_for(ProcessState& state, Waiting waiting, std::string waiting_on);
   // Completes the call `pid` waits on with `result` (audit completion, then the loop's sink).
   void complete_waiting(Pid pid, ProcessState& state, Result<std::string> result);
+  // `child` of `parent` ended: a proc.wait in progress is answered, else the status is kept.
+  void child_exited(Pid parent, ProcessState& ps, Pid child, const ExitStatus& exit);
   // Stops a driver call in flight and joins its worker.
   static void cancel_worker(ProcessState& state);
   // Whether `pid` is a descendant of `ancestor` (through live processes).

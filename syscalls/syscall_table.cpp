@@ -192,6 +192,7 @@ std::vector<SyscallSpec> build_table() {
                .target = TargetRule::none,
                .side_effect = SideEffectClass::write,
                .idempotent = false,
+               .again_after_restart = true,
                .timeout = milliseconds(kMaxWaitMs),
                .server = Server::kernel});
   t.push_back({.name = "human.ask",
@@ -205,6 +206,7 @@ std::vector<SyscallSpec> build_table() {
                .target_default = "human.ask",
                .side_effect = SideEffectClass::read,
                .idempotent = false,
+               .again_after_restart = true,
                .timeout = milliseconds(3600 * 1000),
                .server = Server::kernel});
   t.push_back({.name = "proc.spawn",
@@ -243,6 +245,7 @@ std::vector<SyscallSpec> build_table() {
                .target = TargetRule::none,
                .side_effect = SideEffectClass::read,
                .idempotent = false,
+               .again_after_restart = true,
                .timeout = milliseconds(kMaxWaitMs),
                .server = Server::kernel});
   t.push_back({.name = "proc.kill",
@@ -463,7 +466,7 @@ std::string syscalls_markdown() {
     md += str_cat(
         "| `", s.name, "` | ", s.capability ? "`" : "", capability_cell(s), s.capability ? "`" : "",
         " | ", target_cell(s), " | ", side_effect_class_name(s.side_effect), " | ",
-        s.idempotent ? "yes" : "no", " | ", s.timeout.count(), " ms | ",
+        s.idempotent ? "yes" : s.again_after_restart ? "no (again after a restart)" : "no", " | ", s.timeout.count(), " ms | ",
         s.server == Server::kernel     ? std::string("kernel")
         : s.server == Server::external ? std::string("the job's driver `/driver`")
                                        : str_cat("`", server_name(s.server), "` `", s.driver_tool, "`"),

@@ -67,6 +67,12 @@ struct SyscallSpec {
   std::string target_default;   // the target when that optional argument is absent
   SideEffectClass side_effect = SideEffectClass::pure;
   bool idempotent = true;  // repeating the call with the same arguments changes nothing more
+  // A call that is not idempotent but is made again when a restarted kernel finds it was in
+  // progress: a wait whose only effect is on kernel state that the restart rebuilt, so it cannot
+  // take effect twice (proc.wait: a restarted kernel gives a parent its children's exit statuses
+  // again, but those it was given; msg.recv: mailboxes do not survive a restart; human.ask: the
+  // person is asked again). Other calls in progress at a crash have an unknown outcome.
+  bool again_after_restart = false;
   std::chrono::milliseconds timeout{5000};  // how long the kernel waits for the answer
   Server server = Server::kernel;
   std::string driver_tool;  // the driver's tool that serves it ("read_file"); "" for the kernel

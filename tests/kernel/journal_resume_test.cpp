@@ -2,8 +2,9 @@
 // temporary directory): a kernel destroyed mid-run (as a daemon killed with SIGKILL would be) and
 // a new kernel over the same journal give the same tokens as an uninterrupted run; a call whose
 // result was recorded is not made again; a call with no recorded result is made again only when
-// it is idempotent; a half-written call goes on under the tool-call grammar; checkpoints restore
-// as new processes; a damaged or locked journal stops the kernel at startup.
+// it is idempotent; a half-written call goes on under the tool-call grammar; children come back
+// under their parent with its waits answered; checkpoints restore as new processes; a damaged or
+// locked journal stops the kernel at startup.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -293,6 +294,93 @@ TEST(JournalResume, AHalfWrittenCallGoesOnUnderTheGrammar) {
     ASSERT_TRUE(k->step().ok());
   ASSERT_FALSE(handler.calls.empty()) << "no call was made";
   EXPECT_EQ(handler.calls[0].rfind("kv.get ", 0), 0u) << handler.calls[0];
+}
+
+// A parent blocked in proc.wait, its child blocked in msg.recv and another child that had ended:
+// after the restart both children are known to the parent again (the live one revived under it,
+// its capabilities derived from the parent's again; the ended one's exit status restored), the
+// waits are served again rather than answered "outcome unknown", and both are answered.
+TEST(JournalResume, ChildrenComeBackUnderTheirParentAndItsWaitsAreAnswered) {
+  TempDir dir;
+  const json worker_spawn = {{"name", "worker"},
+                             {"task", "wait for work"},
+                             {"tools", {"msg.recv"}},
+                             {"capabilities", {"spawn:1"}}};
+  JobSpec parent_job = tool_job("parent", {"proc.spawn", "proc.wait", "msg.recv"});
+  parent_job.capabilities = {"spawn:4"};
+  const Pid parent = 1, worker = 2, quick = 3;  // numbered in spawn order
+  {
+    auto k = make_kernel(options(
+        dir.file("j.db"), false, nullptr,
+        {{"parent",
+          {tool_call("proc.spawn", worker_spawn),
+           tool_call("proc.spawn", {{"name", "quick"}, {"task", "answer at once"}}),
+           tool_call("proc.wait", {{"pid", worker}})}},
+         {"worker", {tool_call("msg.recv", {{"timeout_ms", 600000}})}}}));
+    ASSERT_TRUE(k);
+    auto pid = k->spawn(parent_job);
+    ASSERT_TRUE(pid.ok()) << pid.error().message();
+    ASSERT_EQ(*pid, parent);
+    auto waiting = [&](Pid p, const std::string& on) {
+      const Process* q = k->process(p);
+      return q && q->state == ProcessState::blocked && q->blocked_on.rfind(on, 0) == 0;
+    };
+    for (int i = 0; i < 2000 && !(waiting(parent, "proc.wait") && waiting(worker, "msg.recv") &&
+                                  k->process(quick) && k->process(quick)->exit);
+         ++i) {
+      ASSERT_TRUE(k->step().ok());
+      if (!k->has_work()) k->wait_for_completion(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(waiting(parent, "proc.wait"));
+    ASSERT_TRUE(waiting(worker, "msg.recv"));
+    ASSERT_TRUE(k->process(quick) && k->process(quick)->exit);
+    EXPECT_EQ(k->process(worker)->capabilities, std::vector<std::string>{"spawn:1"});
+    // A script's text reaches the loop, not the transcript: the two calls in progress are
+    // journaled as the model's tokens would have been.
+    for (const auto& [pid, call] :
+         {std::pair{parent, tool_call("proc.wait", {{"pid", worker}})},
+          std::pair{worker, tool_call("msg.recv", {{"timeout_ms", 600000}})}}) {
+      auto tokens = k->model().tokenizer().encode(call + "</tool_call>", false, true);
+      ASSERT_TRUE(tokens.ok());
+      ASSERT_TRUE(k->journal()->append_tokens(pid, *tokens).ok());
+    }
+  }  // the kernel is gone, as after SIGKILL: nothing more is written
+
+  auto k = make_kernel(options(
+      dir.file("j.db"), true, nullptr,
+      {{"parent",
+        {tool_call("proc.wait", {{"pid", quick}}), tool_call("proc.exit", {{"answer", "all done"}})}}}));
+  ASSERT_TRUE(k);
+  ASSERT_TRUE(k->step().ok());  // revives both live processes
+  EXPECT_EQ(k->resume_errors(), std::vector<std::string>{});
+  EXPECT_EQ(k->resumed(), (std::vector<Pid>{parent, worker}));
+  const Process* w = k->process(worker);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->parent, parent);
+  EXPECT_EQ(w->capabilities, std::vector<std::string>{"spawn:1"});  // derived again
+  // Both waits were made again, not answered "outcome unknown".
+  EXPECT_EQ(k->process(parent)->state, ProcessState::blocked);
+  EXPECT_EQ(w->state, ProcessState::blocked);
+  EXPECT_EQ(w->blocked_on.rfind("msg.recv", 0), 0u) << w->blocked_on;
+
+  // The worker ends: the parent's wait hears it, then its wait for the child that had ended
+  // before the restart is answered from that child's journaled exit.
+  ASSERT_TRUE(k->cancel(worker).ok());
+  for (int i = 0; i < 2000 && !k->process(parent)->exit; ++i) {
+    ASSERT_TRUE(k->step().ok());
+    if (!k->has_work()) k->wait_for_completion(std::chrono::milliseconds(10));
+  }
+  const Process* p = k->process(parent);
+  ASSERT_TRUE(p->exit.has_value());
+  EXPECT_EQ(p->exit->answer, "all done");
+  const memory::JournalProcess jp = load(*k, parent);
+  ASSERT_GE(jp.tool_results.size(), 4u);  // two spawns, two waits (then proc.exit)
+  EXPECT_EQ(json::parse(jp.tool_results[2].result).value("reason", ""), "cancelled")
+      << jp.tool_results[2].result;
+  EXPECT_EQ(json::parse(jp.tool_results[2].result).value("pid", Pid{0}), worker);
+  EXPECT_EQ(json::parse(jp.tool_results[3].result).value("reason", ""), "completed")
+      << jp.tool_results[3].result;
+  EXPECT_EQ(json::parse(jp.tool_results[3].result).value("pid", Pid{0}), quick);
 }
 
 TEST(JournalResume, ACheckpointRestoresAsANewProcessWithItsPrefix) {
