@@ -34,18 +34,21 @@ std::string ExitStatus::describe() const {
                              strsignal(signal), ")");
   if (signal == SIGSYS) text += ": the seccomp filter refused a system call";
   if (signal == SIGXCPU) text += ": CPU time limit";
+  if (memory_limit) text += ": its cgroup's memory limit (out of memory)";
   return text;
 }
 
 DriverProcess::DriverProcess(pid_t pid, int stdin_fd, int stdout_fd, int stderr_fd,
-                             SandboxReport report, SandboxLimits limits, bool own_pid_namespace)
+                             SandboxReport report, SandboxLimits limits, bool own_pid_namespace,
+                             std::unique_ptr<DriverCgroup> cgroup)
     : pid_(pid),
       stdin_fd_(stdin_fd),
       stdout_fd_(stdout_fd),
       stderr_fd_(stderr_fd),
       report_(std::move(report)),
       limits_(limits),
-      own_pid_namespace_(own_pid_namespace) {}
+      own_pid_namespace_(own_pid_namespace),
+      cgroup_(std::move(cgroup)) {}
 
 DriverProcess::DriverProcess(DriverProcess&& other) noexcept { *this = std::move(other); }
 
@@ -63,12 +66,21 @@ DriverProcess& DriverProcess::operator=(DriverProcess&& other) noexcept {
   started_ = other.started_;
   stderr_tail_ = std::move(other.stderr_tail_);
   exit_ = std::exchange(other.exit_, std::nullopt);
+  cgroup_ = std::move(other.cgroup_);
   return *this;
 }
 
 DriverProcess::~DriverProcess() {
   if (valid()) kill();
   close_fds();
+  cgroup_.reset();  // removes the driver's cgroup, now empty
+}
+
+void DriverProcess::settle_cgroup() {
+  if (!cgroup_ || !exit_) return;
+  if (exit_->signaled && exit_->signal == SIGKILL && cgroup_->oom_kills() > 0)
+    exit_->memory_limit = true;
+  cgroup_->kill();
 }
 
 void DriverProcess::close_fds() {
@@ -116,6 +128,7 @@ std::optional<ExitStatus> DriverProcess::poll_exit() {
   } else if (reaped < 0) {
     exit_ = ExitStatus{true, 0, SIGKILL};  // not our child any more (SIGCHLD ignored?)
   }
+  settle_cgroup();
   return exit_;
 }
 
@@ -132,6 +145,7 @@ ExitStatus DriverProcess::kill() {
   if (exit_ || pid_ <= 0) return exit_.value_or(ExitStatus{});
   // The driver runs as pid 1 of its own pid namespace when it has one: killing it kills every
   // process in the namespace. Its process group covers the rest (setsid made it the leader).
+  if (cgroup_) cgroup_->kill();  // everything it started, wherever it went
   ::kill(pid_, SIGKILL);
   ::kill(-pid_, SIGKILL);
   int status = 0;
@@ -140,6 +154,7 @@ ExitStatus DriverProcess::kill() {
     reaped = waitpid(pid_, &status, 0);
   } while (reaped < 0 && errno == EINTR);
   exit_ = reaped == pid_ ? decode(status) : ExitStatus{true, 0, SIGKILL};
+  settle_cgroup();
   return *exit_;
 }
 

@@ -6,9 +6,11 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/policy.h"
 #include "sandbox/report.h"
 
@@ -18,14 +20,17 @@ struct ExitStatus {
   bool signaled = false;
   int code = 0;    // exit code when !signaled
   int signal = 0;  // terminating signal when signaled
+  bool memory_limit = false;  // its cgroup's memory limit ended it (the OOM killer)
   std::string describe() const;  // "exit code 3", "killed by SIGSYS (bad system call)"
 };
 
 class DriverProcess {
  public:
   DriverProcess() = default;
+  // `cgroup`: the driver's own cgroup, when it was started in one (killed and removed with it).
   DriverProcess(pid_t pid, int stdin_fd, int stdout_fd, int stderr_fd, SandboxReport report,
-                SandboxLimits limits, bool own_pid_namespace);
+                SandboxLimits limits, bool own_pid_namespace,
+                std::unique_ptr<DriverCgroup> cgroup = nullptr);
   DriverProcess(DriverProcess&& other) noexcept;
   DriverProcess& operator=(DriverProcess&& other) noexcept;
   DriverProcess(const DriverProcess&) = delete;
@@ -51,8 +56,8 @@ class DriverProcess {
   std::optional<ExitStatus> poll_exit();
   // Waits up to `grace` for the driver to exit by itself, then kills it. Always reaps.
   ExitStatus wait(std::chrono::milliseconds grace);
-  // Kills the driver and everything it started (its pid namespace, else its process group) and
-  // reaps it. Safe to call again.
+  // Kills the driver and everything it started (its cgroup, its pid namespace, else its process
+  // group) and reaps it. Safe to call again.
   ExitStatus kill();
 
   bool valid() const { return pid_ > 0; }
@@ -61,6 +66,8 @@ class DriverProcess {
 
  private:
   void close_fds();
+  // After the driver is reaped: whether its cgroup's memory limit ended it, and whatever it left.
+  void settle_cgroup();
 
   pid_t pid_ = -1;
   int stdin_fd_ = -1;
@@ -72,6 +79,7 @@ class DriverProcess {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::string stderr_tail_;
   std::optional<ExitStatus> exit_;
+  std::unique_ptr<DriverCgroup> cgroup_;
 };
 
 }  // namespace icam::sandbox

@@ -122,36 +122,6 @@ void probe_landlock(HostSupport& host) {
                                              : "kernel without Landlock";
 }
 
-void probe_cgroup(HostSupport& host) {
-  constexpr long kCgroup2Magic = 0x63677270;
-  struct statfs fs;
-  if (statfs("/sys/fs/cgroup", &fs) != 0 || static_cast<long>(fs.f_type) != kCgroup2Magic) {
-    host.cgroup_detail =
-        "/sys/fs/cgroup is not a unified cgroup v2 hierarchy (v1 or hybrid); limits are rlimits";
-    return;
-  }
-  std::ifstream self("/proc/self/cgroup");
-  std::string line;
-  std::string path;
-  while (std::getline(self, line)) {
-    if (line.rfind("0::", 0) == 0) path = line.substr(3);
-  }
-  const std::string dir = "/sys/fs/cgroup" + path;
-  std::ifstream controllers(dir + "/cgroup.controllers");
-  std::string available((std::istreambuf_iterator<char>(controllers)), {});
-  const bool has_memory = available.find("memory") != std::string::npos;
-  const bool has_pids = available.find("pids") != std::string::npos;
-  if (!has_memory || !has_pids || access(dir.c_str(), W_OK) != 0) {
-    host.cgroup_detail = str_cat("cgroup v2 at ", dir,
-                                 " is not delegated with memory and pids controllers");
-    return;
-  }
-  // A delegated subtree exists, but creating per-driver cgroups is not implemented yet (it needs
-  // a leaf for icam itself); rlimits and the pid namespace bound the driver meanwhile.
-  host.cgroup_detail = str_cat("cgroup v2 delegated at ", dir,
-                               ", per-driver cgroups not implemented yet; limits are rlimits");
-}
-
 }  // namespace
 
 const HostSupport& probe_host() {
@@ -162,7 +132,6 @@ const HostSupport& probe_host() {
     probe_namespaces(host);
     probe_seccomp(host);
     probe_landlock(host);
-    probe_cgroup(host);
   });
   return host;
 }

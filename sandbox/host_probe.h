@@ -18,9 +18,6 @@ struct HostSupport {
   bool seccomp = false;  // seccomp filters (SECCOMP_MODE_FILTER)
   std::string seccomp_detail;
 
-  bool cgroup_v2 = false;  // a writable, delegated cgroup v2 subtree with memory and pids
-  std::string cgroup_detail;
-
   // Each pid namespace has its own kernel.pid_max (Linux 6.14+). The kernel exempts uid 0 from
   // RLIMIT_NPROC even inside a user namespace, so for a root host this is what bounds processes.
   bool pid_max_per_namespace = false;

@@ -19,8 +19,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <linux/sched.h>
 #include <linux/securebits.h>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/child_ops.h"
 #include "sandbox/host_probe.h"
 #include "sandbox/landlock.h"
@@ -373,16 +375,23 @@ Result<DriverProcess> launch_sandboxed(const SandboxPolicy& requested,
                       policy.allow_net ? "" : " and net:none (no net namespace either)",
                       " cannot be enforced");
   }
+  CgroupTree* const cgroups =
+      policy.skip.cgroup ? nullptr : policy.cgroups ? policy.cgroups : driver_cgroups();
+  const std::string cgroup_reason = policy.skip.cgroup ? "switched off by the policy"
+                                    : cgroups          ? cgroups->describe()
+                                                       : driver_cgroups_detail();
   // The kernel exempts uid 0 from RLIMIT_NPROC, in a user namespace too. For a root host the
-  // pid namespace's own pid_max bounds the driver's processes instead (the kernel's minimum is
-  // 301, so the bound is max(max_processes, 300)).
-  const bool nproc_by_pid_max = policy.limits.max_processes > 0 && geteuid() == 0;
+  // driver cgroup's pids.max bounds the driver's processes instead, else the pid namespace's own
+  // pid_max (the kernel's minimum is 301, so that bound is max(max_processes, 300)).
+  const bool nproc_by_pids_max =
+      policy.limits.max_processes > 0 && geteuid() == 0 && cgroups && cgroups->has_pids();
+  const bool nproc_by_pid_max = policy.limits.max_processes > 0 && geteuid() == 0 && !nproc_by_pids_max;
   if (nproc_by_pid_max && !(namespaces && host.pid_max_per_namespace)) {
     return make_error(Errc::unsupported,
                       "sandbox: max_processes cannot be enforced: RLIMIT_NPROC does not bind root, "
                       "and a pid namespace with its own pid_max is missing (",
-                      namespaces ? "kernel before 6.14" : ns_reason, "); cgroup missing (",
-                      host.cgroup_detail, ")");
+                      namespaces ? "kernel before 6.14" : ns_reason, "); cgroup pids controller missing (",
+                      cgroup_reason, ")");
   }
   const SeccompProgram* seccomp = ICAM_TRY(seccomp_program(policy.allow_net));
 
@@ -516,7 +525,10 @@ Result<DriverProcess> launch_sandboxed(const SandboxPolicy& requested,
   add_limit(RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1, str_cat("cpu ", limits.cpu_seconds, " s"));
   add_limit(RLIMIT_AS, limits.address_space_bytes, limits.address_space_bytes,
             "address space " + human_bytes(limits.address_space_bytes));
-  if (nproc_by_pid_max) {
+  if (nproc_by_pids_max) {
+    limit_text += str_cat(", processes ", limits.max_processes, " (cgroup pids.max; RLIMIT_NPROC "
+                          "does not bind root)");
+  } else if (nproc_by_pid_max) {
     const uint64_t pid_max = std::max<uint64_t>(limits.max_processes + 1, 301);
     snprintf(plan.pid_max, sizeof plan.pid_max, "%llu", static_cast<unsigned long long>(pid_max));
     limit_text += str_cat(", processes ", pid_max - 1, " (pid namespace pid_max; RLIMIT_NPROC does "
@@ -529,7 +541,19 @@ Result<DriverProcess> launch_sandboxed(const SandboxPolicy& requested,
   add_limit(RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes,
             "file size " + human_bytes(limits.file_size_bytes));
   report.set(Layer::rlimits, true, limit_text);
-  report.set(Layer::cgroup, false, host.cgroup_detail);
+
+  // Its own cgroup, made before the clone so the driver starts in it.
+  std::unique_ptr<DriverCgroup> cgroup;
+  if (cgroups) {
+    cgroup = ICAM_TRY_CTX(cgroups->create({limits.memory_bytes, limits.max_processes}), "sandbox");
+    const bool limited = cgroup->memory_limited() || cgroup->processes_limited();
+    report.set(Layer::cgroup, limited,
+               str_cat(cgroup->path().string(), ": ",
+                       limited ? cgroup->limits_text() : "no memory or pids controller (limits are rlimits)",
+                       "; killed as a whole when stopped"));
+  } else {
+    report.set(Layer::cgroup, false, cgroup_reason);
+  }
 
   for (const std::string& arg : argv_in) plan.argv.push_back(const_cast<char*>(arg.c_str()));
   plan.argv.push_back(nullptr);
@@ -546,19 +570,31 @@ Result<DriverProcess> launch_sandboxed(const SandboxPolicy& requested,
   plan.stderr_fd = err_pipe[1];
   plan.report_fd = report_pipe[1];
 
-  const long flags = SIGCHLD | (namespaces ? CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID |
-                                                 (policy.allow_net ? 0 : CLONE_NEWNET) |
-                                                 CLONE_NEWIPC | CLONE_NEWUTS
-                                           : 0);
+  const uint64_t ns_flags = namespaces ? CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID |
+                                             (policy.allow_net ? 0 : CLONE_NEWNET) | CLONE_NEWIPC |
+                                             CLONE_NEWUTS
+                                       : 0;
   // A raw clone behaves like fork() here (same stack, copy-on-write) and can create the pid
-  // namespace with the driver as its pid 1.
-  const long pid = syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
-  if (pid < 0) return make_error(Errc::resource_exhausted, "sandbox: clone: ", std::strerror(errno));
+  // namespace with the driver as its pid 1; clone3 can also start it in its cgroup.
+  long pid;
+  if (cgroup) {
+    clone_args args{};
+    args.flags = ns_flags | CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = static_cast<uint64_t>(cgroup->dir_fd());
+    pid = syscall(SYS_clone3, &args, sizeof args);
+  } else {
+    pid = syscall(SYS_clone, static_cast<long>(ns_flags) | SIGCHLD, nullptr, nullptr, nullptr,
+                  nullptr);
+  }
+  if (pid < 0)
+    return make_error(Errc::resource_exhausted, "sandbox: ", cgroup ? "clone3" : "clone", ": ",
+                      std::strerror(errno));
   if (pid == 0) run_child(plan);
 
   for (int fd : {in_pipe[0], out_pipe[1], err_pipe[1], report_pipe[1]}) fds.close_one(fd);
   DriverProcess process(static_cast<pid_t>(pid), in_pipe[1], out_pipe[0], err_pipe[0], report,
-                        limits, namespaces);
+                        limits, namespaces, std::move(cgroup));
   for (int fd : {in_pipe[1], out_pipe[0], err_pipe[0]}) {
     fds.release(fd);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);

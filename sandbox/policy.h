@@ -16,7 +16,11 @@ namespace icam::sandbox {
 struct SandboxLimits {
   uint64_t cpu_seconds = 60;                         // RLIMIT_CPU: SIGXCPU, then SIGKILL
   uint64_t address_space_bytes = uint64_t{1} << 30;  // RLIMIT_AS (0 for AddressSanitizer builds)
-  uint64_t max_processes = 64;                       // RLIMIT_NPROC, counted in the user namespace
+  uint64_t max_processes = 64;                       // RLIMIT_NPROC, counted in the user namespace;
+                                                     // and pids.max in a driver cgroup
+  // memory.max of the driver's cgroup (cgroup.h), where a cgroup tree is configured: the memory it
+  // really uses, page cache and its private /tmp included, which RLIMIT_AS does not see.
+  uint64_t memory_bytes = uint64_t{1} << 30;
   uint64_t open_files = 256;                         // RLIMIT_NOFILE
   uint64_t file_size_bytes = uint64_t{1} << 30;      // RLIMIT_FSIZE
   uint64_t tmp_bytes = uint64_t{64} << 20;           // size of the private /tmp (mount namespace)
@@ -31,7 +35,10 @@ struct SandboxLimits {
 struct SkipLayers {
   bool namespaces = false;
   bool landlock = false;
+  bool cgroup = false;
 };
+
+class CgroupTree;
 
 struct SandboxPolicy {
   // The driver's working directory and the only tree it may write (besides writable_paths and a
@@ -50,6 +57,9 @@ struct SandboxPolicy {
   bool allow_net = false;
   SandboxLimits limits;
   SkipLayers skip;
+  // The cgroup tree the driver starts in (cgroup.h); null = the process-wide one
+  // (driver_cgroups(), set by icamd), if any. Must outlive the driver.
+  CgroupTree* cgroups = nullptr;
 
   static std::vector<std::filesystem::path> default_system_paths();
 };

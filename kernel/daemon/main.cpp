@@ -14,6 +14,7 @@
 #include "kernel/daemon/api.h"
 #include "kernel/daemon/server.h"
 #include "kernel/kernel.h"
+#include "sandbox/cgroup.h"
 #include "syscalls/syscall_table.h"
 
 namespace {
@@ -43,6 +44,7 @@ const std::vector<OptionSpec>& specs() {
       {"workspace-root", "", true, false, "where default process workspaces are made (default: $ICAM_HOME/workspaces)"},
       {"driver-dir", "", true, false, "the built-in drivers (default: the build's drivers/tools beside icamd)"},
       {"journal", "", true, false, "the process journal, from which a restarted icamd resumes its processes (default: $ICAM_HOME/journal.db)"},
+      {"cgroup", "", true, false, "per-driver cgroup v2 limits: auto (this daemon's own cgroup when delegated to it alone), off, or a cgroup v2 directory holding no processes (default auto)"},
       {"api-markdown", "", false, false, "print the API reference (docs/daemon-api.md) and exit"},
       {"syscalls-markdown", "", false, false, "print the syscall reference (docs/syscalls.md) and exit"},
       {"help", "h", false, false, "show this help"},
@@ -123,6 +125,15 @@ int main(int argc, char** argv) {
 
   // A client that goes away mid-write must not kill the daemon.
   ::signal(SIGPIPE, SIG_IGN);
+
+  // Before any driver starts: each one then starts in a cgroup of its own under this tree.
+  const std::string cgroup = args->get("cgroup").value_or("auto");
+  if (Status st = sandbox::configure_driver_cgroups(cgroup); !st.ok())
+    return fail(kExitFailure, st.error().message());
+  if (sandbox::CgroupTree* tree = sandbox::driver_cgroups())
+    log::info("icamd", "drivers start in cgroups of their own: ", tree->describe());
+  else
+    log::info("icamd", "no driver cgroups: ", sandbox::driver_cgroups_detail());
 
   auto kernel = kernel::Kernel::create(options);
   if (!kernel.ok()) return fail(kExitFailure, kernel.error().message());

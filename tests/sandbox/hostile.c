@@ -246,6 +246,19 @@ int main(int argc, char** argv) {
   if (!strcmp(mode, "sleep")) {
     for (;;) pause();
   }
+  if (!strcmp(mode, "escape")) {
+    /* A child in a session (and process group) of its own: out of reach of a kill aimed at the
+     * driver's process group. */
+    pid_t pid = fork();
+    if (pid < 0) return blocked("fork");
+    if (pid == 0) {
+      setsid();
+      for (;;) pause();
+    }
+    printf("ESCAPED %d\n", (int)pid);
+    fflush(stdout);
+    for (;;) pause();
+  }
   fprintf(stderr, "hostile: unknown mode %s\n", mode);
   return 2;
 }
