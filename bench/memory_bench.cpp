@@ -18,7 +18,7 @@
 //                     [--compression lz4|zstd|none] [--store DIR] [--skip-a] [--skip-b]
 //                     [--skip-c] [--json]
 //   (c) see part_c below: 32 agents through a KV pool sized for 4, with and without swapping
-//       through the page store.
+//       through the page store, and with the store but without prefetching.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -380,9 +380,12 @@ Result<PartB> part_b(icam::llm::Backend& backend, const icam::llm::Model& m,
 // call" between turns: the turn pauses (OnStop::pause) and resumes --tool-steps engine steps
 // later with a tool result appended, as a process blocked on a syscall does. While an agent
 // waits, others take its pages; without a page store its context is recomputed when it resumes,
-// with one it is written out when taken and read back when needed.
+// with one it is written out when taken and read back when needed. Two steps before a tool call
+// completes its sequence's pages are prefetched (Scheduler::prefetch), as the kernel would when a
+// syscall is about to complete; how many pages read back came from that staging is reported.
 struct SwapRun {
   bool store = false;
+  bool prefetch = false;
   double seconds = 0;
   int finished = 0;
   icam::sched::SchedulerStats stats;
@@ -403,18 +406,21 @@ Result<SwapRun> run_swapping(icam::llm::Backend& backend, const icam::llm::Token
                              const std::vector<std::vector<int32_t>>& prompts,
                              const std::vector<int32_t>& tool_result, int turn_tokens,
                              int tool_steps, icam::memory::PageStore* store,
-                             const icam::memory::ModelIdentity& identity, int budget) {
+                             const icam::memory::ModelIdentity& identity, int budget,
+                             uint64_t prefetch_bytes) {
   std::unique_ptr<icam::sched::Policy> policy =
       ICAM_TRY(icam::sched::make_policy({icam::sched::PolicyKind::fair_share, 16}));
   icam::sched::SchedulerOptions options;
   options.token_budget = budget;
   options.model_identity = identity;
   options.page_store = store;
+  options.prefetch_bytes = prefetch_bytes;
   PauseLog log;
   auto scheduler =
       ICAM_TRY(icam::sched::Scheduler::create(backend, tok, std::move(policy), &log, options));
   SwapRun r;
   r.store = store != nullptr;
+  r.prefetch = store != nullptr && prefetch_bytes > 0;
   const auto t0 = Clock::now();
   std::map<icam::sched::SequenceId, int> turns;  // turns started
   for (const auto& p : prompts) {
@@ -438,6 +444,8 @@ Result<SwapRun> run_swapping(icam::llm::Backend& backend, const icam::llm::Token
       }
     }
     log.paused.clear();
+    for (const auto& [id, completes] : waiting)
+      if (completes <= step + 2) ICAM_TRY(scheduler->prefetch(id));
     for (auto it = waiting.begin(); it != waiting.end();) {
       if (it->second > step && scheduler->has_work()) {
         ++it;
@@ -460,7 +468,7 @@ Result<SwapRun> run_swapping(icam::llm::Backend& backend, const icam::llm::Token
 
 struct PartC {
   int agents = 0, pool_agents = 0, pool_pages = 0, context_pages = 0;
-  SwapRun recompute, swap;
+  SwapRun recompute, swap_no_prefetch, swap;
 };
 
 Result<PartC> part_c(const icam::llm::Model& m, const icam::memory::ModelIdentity& identity,
@@ -486,11 +494,15 @@ Result<PartC> part_c(const icam::llm::Model& m, const icam::memory::ModelIdentit
   icam::llm::KvPoolOptions kv{static_cast<uint64_t>(r.pool_pages) * pt * kv_per_token, pt};
   auto backend = ICAM_TRY(icam::llm::CpuBackend::create(m.config(), m.weights(), kv, o.threads));
   r.recompute = ICAM_TRY(run_swapping(*backend, tok, prompts, tool_result, o.turn_tokens,
-                                      o.tool_steps, nullptr, identity, o.budget));
-  const std::string dir = store_dir + "/swap";
-  auto store = ICAM_TRY(icam::memory::PageStore::open(dir));
+                                      o.tool_steps, nullptr, identity, o.budget, 0));
+  // A store each, so that neither run finds pages the other stored.
+  auto plain = ICAM_TRY(icam::memory::PageStore::open(store_dir + "/swap-no-prefetch"));
+  r.swap_no_prefetch = ICAM_TRY(run_swapping(*backend, tok, prompts, tool_result, o.turn_tokens,
+                                             o.tool_steps, plain.get(), identity, o.budget, 0));
+  auto store = ICAM_TRY(icam::memory::PageStore::open(store_dir + "/swap"));
   r.swap = ICAM_TRY(run_swapping(*backend, tok, prompts, tool_result, o.turn_tokens, o.tool_steps,
-                                 store.get(), identity, o.budget));
+                                 store.get(), identity, o.budget,
+                                 icam::sched::SchedulerOptions{}.prefetch_bytes));
   return r;
 }
 
@@ -658,20 +670,30 @@ int main(int argc, char** argv) {
         "\n(c) %d agents, a KV pool of %d pages (%d agents' contexts of %d pages), three turns "
         "each with a tool call of %d steps between\n",
         c.agents, c.pool_pages, c.pool_agents, c.context_pages, o.tool_steps);
-    for (const SwapRun* r : {&c.recompute, &c.swap})
-      std::printf("    %-14s %d of %d finished in %.2f s; %llu preemptions, %llu tokens "
+    for (const SwapRun* r : {&c.recompute, &c.swap_no_prefetch, &c.swap})
+      std::printf("    %-18s %d of %d finished in %.2f s; %llu preemptions, %llu tokens "
                   "recomputed; swap out %llu pages (%.1f MiB, %.2f s), in %llu pages (%.1f MiB, "
-                  "%.2f s), %llu errors\n",
-                  r->store ? "page store" : "no page store", r->finished, c.agents, r->seconds,
+                  "%.2f s; %llu of them prefetched), %llu errors\n",
+                  !r->store ? "no page store" : r->prefetch ? "store + prefetch" : "store, no prefetch",
+                  r->finished, c.agents, r->seconds,
                   static_cast<unsigned long long>(r->stats.preemptions),
                   static_cast<unsigned long long>(r->stats.recomputed_tokens),
                   static_cast<unsigned long long>(r->stats.swap_out_pages),
                   r->stats.swap_out_pages * page_mib, r->stats.swap_out_seconds,
                   static_cast<unsigned long long>(r->stats.swap_in_pages),
                   r->stats.swap_in_pages * page_mib, r->stats.swap_in_seconds,
+                  static_cast<unsigned long long>(r->stats.swap_in_prefetched),
                   static_cast<unsigned long long>(r->stats.swap_errors));
-    std::printf("    time without / with the page store = %.2f x\n",
-                c.recompute.seconds / c.swap.seconds);
+    const icam::sched::SchedulerStats& ps = c.swap.stats;
+    std::printf("    prefetch           %llu pages asked for ahead of need, %llu staged, %llu unused, "
+                "%llu not asked (staging full)\n",
+                static_cast<unsigned long long>(ps.prefetch_requested),
+                static_cast<unsigned long long>(ps.prefetch_staged),
+                static_cast<unsigned long long>(ps.prefetch_unused),
+                static_cast<unsigned long long>(ps.prefetch_dropped));
+    std::printf("    time without / with the page store = %.2f x (%.2f x without prefetching)\n",
+                c.recompute.seconds / c.swap.seconds,
+                c.recompute.seconds / c.swap_no_prefetch.seconds);
   }
   return 0;
 }

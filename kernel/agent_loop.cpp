@@ -333,14 +333,23 @@ void AgentLoop::serve_tool_call(Slot& s) {
 
 size_t AgentLoop::deliver_completions() {
   size_t delivered = 0;
-  for (Completion& c : completions_->drain()) {
+  std::vector<Completion> done = completions_->drain();
+  auto current = [&](const Completion& c) {
     auto it = slots_.find(c.pid);
-    if (it == slots_.end() || it->second.process.exit || it->second.waiting == 0 ||
-        it->second.waiting != c.ticket) {
+    return it != slots_.end() && !it->second.process.exit && it->second.waiting != 0 &&
+           it->second.waiting == c.ticket;
+  };
+  // Each of these processes is about to run again: the pages taken from them while they waited
+  // start coming back from the page store now, while their results are journaled below.
+  if (scheduler_)
+    for (const Completion& c : done)
+      if (current(c)) (void)scheduler_->prefetch(slots_.at(c.pid).sequence);
+  for (Completion& c : done) {
+    if (!current(c)) {
       ++dropped_completions_;
       continue;
     }
-    Slot& s = it->second;
+    Slot& s = slots_.at(c.pid);
     s.waiting = 0;
     s.process.blocked_on.clear();
     resume_turn(s, tool_result_text(c.result));

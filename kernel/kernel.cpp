@@ -106,6 +106,12 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
     k->journal_ = ICAM_TRY_CTX(memory::ProcessJournal::open(options.journal_path),
                                "process journal");
     ICAM_TRY_CTX(k->journal_->check_writable(), "process journal");
+    if (k->dispatcher_) {
+      // Messages live beside the journal, so a restart loses none (memory/mailbox_store.h).
+      k->mailboxes_ = ICAM_TRY_CTX(memory::MailboxStore::open(options.journal_path),
+                                   "process journal");
+      k->dispatcher_->set_mailboxes(k->mailboxes_.get());
+    }
     const uint64_t max_pid = ICAM_TRY_CTX(k->journal_->max_pid(), "process journal");
     k->loop_->set_next_pid(max_pid + 1);
     if (options.resume_journaled) {
@@ -192,7 +198,51 @@ void Kernel::resume_journaled() {
     if (callbacks_.on_exit) callbacks_.on_exit(record);
   }
   restore_exited_children(queue);
+  restore_mailboxes(queue);
   loop_->release_unanswered_calls();
+}
+
+// Messages stored when the kernel stopped: those a revived process's recorded msg.recv results
+// show it was given are forgotten, the others go back into their receivers' mailboxes in the
+// order sent (before any msg.recv in progress is served again), and those to processes that did
+// not come back are forgotten.
+void Kernel::restore_mailboxes(const std::vector<memory::JournalProcess>& revived) {
+  if (!mailboxes_ || !dispatcher_) return;
+  auto stored = mailboxes_->all();
+  if (!stored.ok()) {
+    log::warn("kernel", "stored messages not read: ", stored.error().message());
+    return;
+  }
+  std::map<Pid, std::set<int64_t>> given;  // live process -> message ids its results hold
+  for (const memory::JournalProcess& jp : revived) {
+    const Process* p = loop_->process(jp.pid);
+    if (p == nullptr || p->exit) continue;
+    std::set<int64_t>& ids = given[jp.pid];
+    for (const memory::JournalToolResult& r : jp.tool_results) {
+      if (r.name != "msg.recv") continue;
+      const auto result = nlohmann::json::parse(r.result, nullptr, false);
+      if (result.is_object() && result.contains("id") && result["id"].is_number_integer())
+        ids.insert(result["id"].get<int64_t>());
+    }
+  }
+  std::vector<int64_t> forget;
+  size_t back = 0;
+  for (memory::StoredMessage& m : *stored) {
+    auto receiver = given.find(m.to);
+    if (receiver == given.end() || receiver->second.count(m.id)) {
+      forget.push_back(m.id);
+      continue;
+    }
+    if (Status st = dispatcher_->restore_message(m.to, m.from, std::move(m.body), m.id); !st.ok()) {
+      log::warn("kernel", "message ", m.id, " to process ", m.to, " not put back: ",
+                st.error().message());
+      continue;
+    }
+    ++back;
+  }
+  if (Status st = mailboxes_->remove(forget); !st.ok())
+    log::warn("kernel", "delivered messages not forgotten: ", st.error().message());
+  if (back > 0) log::info("kernel", back, " stored messages put back into their mailboxes");
 }
 
 // A revived parent is told again how its children that ended before the restart ended, so that
@@ -307,13 +357,10 @@ Result<Pid> Kernel::restore(int64_t checkpoint_id, std::optional<uint32_t> as_ui
   AgentLoop::Revival r;
   r.job = std::move(job);
   r.owner_uid = jp.owner_uid;
+  // The checkpoint's own transcript and results, as they were when it was taken: the process
+  // may have been compacted since (its transcript replaced, its kept results moved).
   r.transcript = std::move(c.transcript);
-  // The results of turns a compaction moved out are kept whatever their (stale) positions.
-  for (const memory::JournalToolResult& result : jp.tool_results)
-    if (result.call_index < c.tool_calls &&
-        (result.call_index < c.context.calls ||
-         result.at_token <= static_cast<int64_t>(r.transcript.size())))
-      r.tool_results.push_back(result);
+  r.tool_results = std::move(c.tool_results);
   r.context = c.context;
   r.journaled = false;
   return loop_->revive(std::move(r));

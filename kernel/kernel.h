@@ -20,6 +20,7 @@
 #include "kernel/job.h"
 #include "kernel/process.h"
 #include "kernel/syscall_dispatcher.h"
+#include "memory/mailbox_store.h"
 #include "memory/process_journal.h"
 #include "sched/policy.h"
 #include "sched/scheduler.h"
@@ -190,10 +191,12 @@ class Kernel {
   void resume_journaled();
   Status resume_one(const memory::JournalProcess& process);
   void restore_exited_children(const std::vector<memory::JournalProcess>& revived);
+  void restore_mailboxes(const std::vector<memory::JournalProcess>& revived);
   // Destroyed in reverse: the scheduler (which holds pages of the backend's pool) first, then the
   // loop, the backend, the model (whose weights the backend maps), and last the dispatcher the
   // loop calls (which stops the drivers of processes still alive).
   std::string model_path_;
+  std::unique_ptr<memory::MailboxStore> mailboxes_;  // outlives the dispatcher that writes to it
   std::unique_ptr<SyscallDispatcher> dispatcher_;
   std::unique_ptr<memory::ProcessJournal> journal_;  // outlives the loop that writes to it
   int journal_lock_fd_ = -1;                          // held while the kernel lives

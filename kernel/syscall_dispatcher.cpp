@@ -376,6 +376,12 @@ void SyscallDispatcher::on_exit(const Process& process) {
   }
   if (state.drivers) state.drivers->stop_all();
   store_->revoke_owner(process.pid);
+  // Its mailbox goes with it (an exited process receives nothing more).
+  if (mailboxes_) {
+    if (Status st = mailboxes_->remove_to(process.pid); !st.ok())
+      log::warn("syscalls", "process ", process.pid, ": its stored messages not forgotten: ",
+                st.error().message());
+  }
   // Its parent hears how it ended: proc.wait answers from this.
   if (auto parent = processes_.find(state.parent); parent != processes_.end() && process.exit)
     child_exited(parent->first, parent->second, process.pid, *process.exit);
@@ -615,6 +621,10 @@ Result<std::string> SyscallDispatcher::serve_external(ProcessDrivers& drivers,
 Result<SyscallDispatcher::Begun> SyscallDispatcher::begin(const Process& process,
                                                           const std::string& name,
                                                           const json& arguments) {
+  // A process making a call has been given the results of its earlier ones, and its journal
+  // holds them: the messages those gave it need not be kept any longer.
+  if (auto it = processes_.find(process.pid); it != processes_.end())
+    forget_delivered(process.pid, it->second);
   const SyscallSpec* spec = syscalls::find_syscall(name);
   // proc.exit is the agent loop's; it never reaches a handler.
   if (!spec || spec->name == syscalls::kSyscallProcExit)
@@ -818,7 +828,8 @@ CallStart SyscallDispatcher::serve_process_call(Process& process, Begun& begun,
       Message m = std::move(state.mailbox.front());
       state.mailbox.pop_front();
       state.mailbox_bytes -= m.body.size();
-      return now_result(dump(json{{"from", m.from}, {"body", m.body}}));
+      if (mailboxes_) state.delivered.push_back(m.id);
+      return now_result(dump(json{{"from", m.from}, {"body", m.body}, {"id", m.id}}));
     }
     waiting.kind = Waiting::Kind::message;
     waiting.deadline = Clock::now() + wait_ms("timeout_ms");
@@ -895,19 +906,50 @@ Result<std::string> SyscallDispatcher::send_message(const Process& process, Proc
     return make_error(Errc::not_found, "no live process ", to);
   ProcessState& receiver = it->second;
   std::string body = arguments["body"].get<std::string>();
-  if (receiver.waiting && receiver.waiting->kind == Waiting::Kind::message) {
-    complete_waiting(to, receiver, dump(json{{"from", process.pid}, {"body", body}}));
-    return dump(json{{"to", to}, {"queued", 0}});
-  }
-  if (receiver.mailbox.size() >= kMailboxMessages ||
-      receiver.mailbox_bytes + body.size() > kMailboxBytes)
+  const bool handed_over = receiver.waiting && receiver.waiting->kind == Waiting::Kind::message;
+  if (!handed_over && (receiver.mailbox.size() >= kMailboxMessages ||
+                       receiver.mailbox_bytes + body.size() > kMailboxBytes))
     return make_error(Errc::resource_exhausted, "the mailbox of process ", to, " is full (",
                       receiver.mailbox.size(), " messages, ", receiver.mailbox_bytes,
                       " bytes; at most ", kMailboxMessages, " and ", kMailboxBytes,
                       " bytes): try again after it receives");
+  // Stored before the sender hears it went out, so a restart cannot lose it.
+  int64_t id = next_message_id_;
+  if (mailboxes_) {
+    auto stored = mailboxes_->put(to, process.pid, body);
+    if (!stored.ok()) return std::move(stored).error().with_context("the message was not sent");
+    id = *stored;
+  } else {
+    ++next_message_id_;
+  }
+  if (handed_over) {
+    if (mailboxes_) receiver.delivered.push_back(id);
+    complete_waiting(to, receiver, dump(json{{"from", process.pid}, {"body", body}, {"id", id}}));
+    return dump(json{{"to", to}, {"queued", 0}});
+  }
   receiver.mailbox_bytes += body.size();
-  receiver.mailbox.push_back(Message{process.pid, std::move(body)});
+  receiver.mailbox.push_back(Message{process.pid, std::move(body), id});
   return dump(json{{"to", to}, {"queued", receiver.mailbox.size()}});
+}
+
+void SyscallDispatcher::forget_delivered(Pid pid, ProcessState& state) {
+  if (!mailboxes_ || state.delivered.empty()) return;
+  if (Status st = mailboxes_->remove(state.delivered); !st.ok()) {
+    // Kept for the next call to try again; a restart would forget them too (its results hold them).
+    log::warn("syscalls", "process ", pid, ": delivered messages not forgotten: ",
+              st.error().message());
+    return;
+  }
+  state.delivered.clear();
+}
+
+Status SyscallDispatcher::restore_message(Pid to, Pid from, std::string body, int64_t id) {
+  auto it = processes_.find(to);
+  if (it == processes_.end()) return make_error(Errc::not_found, "no live process ", to);
+  ProcessState& receiver = it->second;
+  receiver.mailbox_bytes += body.size();
+  receiver.mailbox.push_back(Message{from, std::move(body), id});
+  return ok_status();
 }
 
 void SyscallDispatcher::tick(Clock::time_point now) {

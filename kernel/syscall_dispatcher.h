@@ -54,6 +54,7 @@
 #include "common/result.h"
 #include "kernel/audit/audit_log.h"
 #include "kernel/process.h"
+#include "memory/mailbox_store.h"
 #include "kernel/process_drivers.h"
 #include "kernel/tool_call.h"
 #include "memory/archive_store.h"
@@ -124,6 +125,13 @@ class SyscallDispatcher final : public SyscallHandler {
   // The question `pid` waits on; "" when none.
   std::string pending_question(Pid pid) const;
 
+  // Messages are stored there (memory/mailbox_store.h) from now on, so a restart loses none; null
+  // = kept in memory only. Set before any process starts; it must outlive the dispatcher.
+  void set_mailboxes(memory::MailboxStore* store) { mailboxes_ = store; }
+  // Puts a stored message back into live process `to`'s mailbox after a restart (in the order
+  // sent; bounds not applied: it was accepted once). not_found when `to` is not a live process.
+  Status restore_message(Pid to, Pid from, std::string body, int64_t id);
+
   // Tells live process `parent` how its child `child` ended before a restart (proc.wait answers
   // from it, as for a child that exits now). not_found when `parent` is not a live process here.
   Status restore_exited_child(Pid parent, Pid child, const ExitStatus& status);
@@ -162,6 +170,7 @@ class SyscallDispatcher final : public SyscallHandler {
   struct Message {
     Pid from = 0;
     std::string body;
+    int64_t id = 0;  // the mailbox store's id, or this dispatcher's own number without one
   };
 
   struct ProcessState {
@@ -175,6 +184,9 @@ class SyscallDispatcher final : public SyscallHandler {
     std::optional<Waiting> waiting;
     std::deque<Message> mailbox;
     size_t mailbox_bytes = 0;
+    // Stored messages msg.recv gave it, forgotten from the store at its next call (by then its
+    // journal holds the results that gave them).
+    std::vector<int64_t> delivered;
     std::set<Pid> children;                     // live children
     std::map<Pid, nlohmann::json> exited_children;  // how each ended, until waited for
     std::string archive_namespace;                  // mem.*: "<owner uid>/<job name>"
@@ -254,6 +266,8 @@ class SyscallDispatcher final : public SyscallHandler {
   PendingCall wait_for(ProcessState& state, Waiting waiting, std::string waiting_on);
   // Completes the call `pid` waits on with `result` (audit completion, then the loop's sink).
   void complete_waiting(Pid pid, ProcessState& state, Result<std::string> result);
+  // Forgets from the store the messages `state` was given by its earlier calls.
+  void forget_delivered(Pid pid, ProcessState& state);
   // `child` of `parent` ended: a proc.wait in progress is answered, else the status is kept.
   void child_exited(Pid parent, ProcessState& ps, Pid child, const ExitStatus& exit);
   // Stops a driver call in flight and joins its worker.
@@ -272,6 +286,8 @@ class SyscallDispatcher final : public SyscallHandler {
   std::shared_ptr<CompletionSink> sink_;
   ProcessControl* control_ = nullptr;
   CallTicket next_ticket_ = 1;
+  memory::MailboxStore* mailboxes_ = nullptr;
+  int64_t next_message_id_ = 1;  // without a store
   // external_tools(job): the listed tools per driver declaration (its JSON). Engine thread.
   std::map<std::string, std::vector<ExternalTool>> listed_tools_;
 };

@@ -1,5 +1,6 @@
 #include "memory/process_journal.h"
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <functional>
@@ -15,6 +16,9 @@ using sqlite::Statement;
 
 // The transcript is kept in rows of one appended batch each: (pid, start, count, tokens); a
 // process's rows cover [0, processes.tokens) without gap or overlap, which load() checks.
+// A checkpoint is self-contained: its transcript is one text (it is written and read whole) after
+// its other columns (so listings, which do not read it, do not load it), and its results are
+// copies in checkpoint_results, keyed by the checkpoint's id.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE processes(
   pid INTEGER PRIMARY KEY,
@@ -51,14 +55,32 @@ CREATE TABLE checkpoints(
   tool_calls INTEGER NOT NULL,
   page_table TEXT NOT NULL,
   created_us INTEGER NOT NULL,
-  context TEXT NOT NULL DEFAULT '');
+  context TEXT NOT NULL DEFAULT '',
+  transcript TEXT NOT NULL DEFAULT '');
 CREATE INDEX checkpoints_by_pid ON checkpoints(pid, id);
+)sql";
+// Part of the schema (created after kSchema), and of the upgrade to version 3.
+constexpr const char* kCheckpointResults = R"sql(
+CREATE TABLE checkpoint_results(
+  checkpoint INTEGER NOT NULL,
+  call_index INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  arguments TEXT NOT NULL,
+  result TEXT NOT NULL,
+  at_token INTEGER NOT NULL,
+  PRIMARY KEY (checkpoint, call_index));
 )sql";
 
 // Version 1 to 2: the context budget's compactions.
 constexpr const char* kUpgradeTo2 = R"sql(
 ALTER TABLE processes ADD COLUMN context TEXT NOT NULL DEFAULT '';
 ALTER TABLE checkpoints ADD COLUMN context TEXT NOT NULL DEFAULT '';
+)sql";
+
+// Version 2 to 3: self-contained checkpoints (with kCheckpointResults; the rows are filled by
+// fill_checkpoints_locked).
+constexpr const char* kUpgradeTo3 = R"sql(
+ALTER TABLE checkpoints ADD COLUMN transcript TEXT NOT NULL DEFAULT '';
 )sql";
 
 std::string encode_tokens(std::span<const int32_t> tokens) {
@@ -148,6 +170,43 @@ Result<Row> live_row(const Database& db, uint64_t pid) {
   return row;
 }
 
+// The transcript of `pid` from its rows, which must cover [0, tokens) without gap or overlap.
+Result<std::vector<int32_t>> read_transcript(const Database& db, uint64_t pid, int64_t tokens,
+                                             const std::string& where) {
+  std::vector<int32_t> out;
+  out.reserve(static_cast<size_t>(tokens));
+  Statement t = ICAM_TRY_CTX(
+      db.prepare("SELECT start, count, tokens FROM transcript WHERE pid = ? ORDER BY start"),
+      where);
+  t.bind(1, as_int(pid));
+  while (ICAM_TRY_CTX(t.step(), where)) {
+    const int64_t start = t.column_int(0), count = t.column_int(1);
+    if (start != static_cast<int64_t>(out.size()) || !decode_tokens(t.column_text(2), out) ||
+        static_cast<int64_t>(out.size()) != start + count)
+      return make_error(Errc::corrupt, where, ": transcript row at token ", start,
+                        " does not follow the rows before it");
+  }
+  if (static_cast<int64_t>(out.size()) != tokens)
+    return make_error(Errc::corrupt, where, ": the transcript holds ", out.size(),
+                      " tokens, the process row says ", tokens);
+  return out;
+}
+
+// A version-1 or -2 checkpoint recorded only lengths: its transcript was the first `tokens` of
+// the process's (a compaction deleted the process's checkpoints then, so each one left is a
+// prefix of it) and its results those below `tool_calls` but a kept call's result past that
+// prefix, as restore() and the kernel computed them then. A transcript shorter than `tokens` is
+// left short, for restore() to find corrupt.
+void legacy_checkpoint_data(const JournalProcess& p, JournalCheckpoint& c) {
+  const auto n = std::min(static_cast<size_t>(std::max<int64_t>(c.tokens, 0)), p.transcript.size());
+  c.transcript.assign(p.transcript.begin(), p.transcript.begin() + static_cast<std::ptrdiff_t>(n));
+  c.tool_results.clear();
+  for (const JournalToolResult& r : p.tool_results)
+    if (r.call_index < c.tool_calls &&
+        (r.call_index < c.context.calls || r.at_token <= static_cast<int64_t>(n)))
+      c.tool_results.push_back(r);
+}
+
 Status touch(const Database& db, uint64_t pid) {
   Statement s = ICAM_TRY(db.prepare("UPDATE processes SET updated_us = ? WHERE pid = ?"));
   s.bind(1, unix_micros());
@@ -194,14 +253,19 @@ Status ProcessJournal::init_schema() {
     ICAM_TRY(db_.query_int("PRAGMA max_page_count=" + std::to_string(options_.max_pages)));
   const int64_t version = ICAM_TRY(sqlite_schema_version(db_));
   if (version == kJournalSchemaVersion) return ok_status();
-  if (version == 1) {
-    // A journal written before compactions: nothing in it is compacted.
+  if (version == 1 || version == 2) {
+    // Version 1 was written before compactions: nothing in it is compacted. Versions 1 and 2
+    // kept checkpoints as lengths into the process's transcript.
     if (options_.read_only) {
-      context_column_ = "''";
+      if (version == 1) context_column_ = "''";
+      legacy_checkpoints_ = true;
       return ok_status();
     }
     return in_transaction(db_, [&]() -> Status {
-      ICAM_TRY(db_.exec(kUpgradeTo2));
+      if (version == 1) ICAM_TRY(db_.exec(kUpgradeTo2));
+      ICAM_TRY(db_.exec(kUpgradeTo3));
+      ICAM_TRY(db_.exec(kCheckpointResults));
+      ICAM_TRY(fill_checkpoints_locked());
       return db_.exec("PRAGMA user_version=" + std::to_string(kJournalSchemaVersion));
     });
   }
@@ -213,8 +277,64 @@ Status ProcessJournal::init_schema() {
   if (options_.read_only) return make_error(Errc::not_found, "empty: no journal was written yet");
   return in_transaction(db_, [&]() -> Status {
     ICAM_TRY(db_.exec(kSchema));
+    ICAM_TRY(db_.exec(kCheckpointResults));
     return db_.exec("PRAGMA user_version=" + std::to_string(kJournalSchemaVersion));
   });
+}
+
+Status ProcessJournal::fill_checkpoints_locked() {
+  std::vector<JournalCheckpoint> old;
+  std::vector<uint64_t> pids;
+  {
+    Statement s = ICAM_TRY(db_.prepare(
+        "SELECT id, pid, tokens, tool_calls, context FROM checkpoints ORDER BY pid, id"));
+    while (ICAM_TRY(s.step())) {
+      JournalCheckpoint c;
+      c.id = s.column_int(0);
+      c.tokens = s.column_int(2);
+      c.tool_calls = s.column_int(3);
+      // A malformed context stays in the row, where restore() reports it.
+      auto context = parse_journal_context(s.column_text(4));
+      if (context.ok()) c.context = *context;
+      old.push_back(std::move(c));
+      pids.push_back(static_cast<uint64_t>(s.column_int(1)));
+    }
+  }
+  Statement set = ICAM_TRY(db_.prepare("UPDATE checkpoints SET transcript = ? WHERE id = ?"));
+  Statement add = ICAM_TRY(db_.prepare(
+      "INSERT INTO checkpoint_results(checkpoint, call_index, name, arguments, result, at_token) "
+      "VALUES (?, ?, ?, ?, ?, ?)"));
+  std::optional<JournalProcess> process;  // the last one loaded: the rows come by pid
+  for (size_t i = 0; i < old.size(); ++i) {
+    if (!process || process->pid != pids[i]) {
+      // A process that does not load (a damaged row) leaves its checkpoints empty, so that
+      // restore() reports them corrupt, rather than stop every kernel opening the file.
+      auto loaded = load_locked(pids[i]);
+      if (loaded.ok()) {
+        process = std::move(*loaded);
+      } else {
+        process.reset();
+        continue;
+      }
+    }
+    JournalCheckpoint& c = old[i];
+    legacy_checkpoint_data(*process, c);
+    set.reset();
+    set.bind(1, encode_tokens(c.transcript));
+    set.bind(2, c.id);
+    ICAM_TRY(set.run());
+    for (const JournalToolResult& r : c.tool_results) {
+      add.reset();
+      add.bind(1, c.id);
+      add.bind(2, r.call_index);
+      add.bind(3, r.name);
+      add.bind(4, r.arguments);
+      add.bind(5, r.result);
+      add.bind(6, r.at_token);
+      ICAM_TRY(add.run());
+    }
+  }
+  return ok_status();
 }
 
 Status ProcessJournal::write(std::string_view what, const std::function<Status()>& body) {
@@ -352,11 +472,10 @@ Status ProcessJournal::replace_context(uint64_t pid, std::span<const int32_t> to
   std::lock_guard lock(mu_);
   return write(str_cat("compact the context of ", pid), [&]() -> Status {
     ICAM_TRY(live_row(db_, pid));
-    for (const char* table : {"transcript", "checkpoints"}) {
-      Statement d = ICAM_TRY(db_.prepare(str_cat("DELETE FROM ", table, " WHERE pid = ?")));
-      d.bind(1, as_int(pid));
-      ICAM_TRY(d.run());
-    }
+    // The checkpoints stay: each holds its own transcript and results.
+    Statement d = ICAM_TRY(db_.prepare("DELETE FROM transcript WHERE pid = ?"));
+    d.bind(1, as_int(pid));
+    ICAM_TRY(d.run());
     Statement r = ICAM_TRY(db_.prepare(
         "UPDATE tool_results SET at_token = at_token - ? WHERE pid = ? AND call_index >= ?"));
     r.bind(1, shift);
@@ -422,18 +541,28 @@ Result<int64_t> ProcessJournal::checkpoint(uint64_t pid, std::string_view label)
   std::lock_guard lock(mu_);
   int64_t id = 0;
   Status st = write(str_cat("checkpoint ", pid), [&]() -> Status {
-    ICAM_TRY(process_row(db_, pid));
+    const Row row = ICAM_TRY(process_row(db_, pid));
+    // Decoded and encoded again, so that a damaged transcript is refused here, not copied.
+    const std::vector<int32_t> transcript =
+        ICAM_TRY(read_transcript(db_, pid, row.tokens, str_cat("process ", pid)));
     Statement s = ICAM_TRY(db_.prepare(
-        "INSERT INTO checkpoints(pid, label, tokens, tool_calls, page_table, created_us, context) "
+        "INSERT INTO checkpoints(pid, label, tokens, tool_calls, page_table, created_us, context, "
+        "transcript) "
         "SELECT pid, ?, tokens, (SELECT count(*) FROM tool_results WHERE pid = ?), page_table, ?, "
-        "context FROM processes WHERE pid = ?"));
+        "context, ? FROM processes WHERE pid = ?"));
     s.bind(1, label);
     s.bind(2, as_int(pid));
     s.bind(3, unix_micros());
-    s.bind(4, as_int(pid));
+    s.bind(4, encode_tokens(transcript));
+    s.bind(5, as_int(pid));
     ICAM_TRY(s.run());
     id = sqlite3_last_insert_rowid(db_.handle());
-    return ok_status();
+    Statement r = ICAM_TRY(db_.prepare(
+        "INSERT INTO checkpoint_results(checkpoint, call_index, name, arguments, result, at_token) "
+        "SELECT ?, call_index, name, arguments, result, at_token FROM tool_results WHERE pid = ?"));
+    r.bind(1, id);
+    r.bind(2, as_int(pid));
+    return r.run();
   });
   if (!st.ok()) return std::move(st).error();
   return id;
@@ -443,29 +572,53 @@ Result<JournalCheckpoint> ProcessJournal::restore(uint64_t pid, int64_t checkpoi
   std::lock_guard lock(mu_);
   const std::string where = str_cat("journal '", path_, "': restore ", pid);
   Statement s = ICAM_TRY_CTX(
-      db_.prepare("SELECT label, tokens, tool_calls, page_table, created_us, " + context_column_ +
-                  " FROM checkpoints WHERE id = ? AND pid = ?"),
+      db_.prepare(str_cat("SELECT label, tokens, tool_calls, page_table, created_us, ",
+                          context_column_, ", ", legacy_checkpoints_ ? "''" : "transcript",
+                          " FROM checkpoints WHERE id = ? AND pid = ?")),
       where);
   s.bind(1, checkpoint_id);
   s.bind(2, as_int(pid));
   if (!ICAM_TRY_CTX(s.step(), where))
     return make_error(Errc::not_found, where, ": no checkpoint ", checkpoint_id);
+  const std::string what = str_cat(where, ": checkpoint ", checkpoint_id);
   JournalCheckpoint c;
   c.id = checkpoint_id;
   c.label = s.column_text(0);
   c.tokens = s.column_int(1);
   c.tool_calls = s.column_int(2);
   c.created_us = s.column_int(4);
-  c.context = ICAM_TRY_CTX(parse_journal_context(s.column_text(5)),
-                           str_cat(where, ": checkpoint ", checkpoint_id));
+  c.context = ICAM_TRY_CTX(parse_journal_context(s.column_text(5)), what);
   if (!decode_hashes(s.column_text(3), c.page_table))
-    return make_error(Errc::corrupt, where, ": checkpoint ", checkpoint_id,
-                      ": malformed page table");
-  JournalProcess p = ICAM_TRY(load_locked(pid));
-  if (static_cast<int64_t>(p.transcript.size()) < c.tokens)
-    return make_error(Errc::corrupt, where, ": checkpoint ", checkpoint_id, " is at token ",
-                      c.tokens, " but the transcript holds ", p.transcript.size());
-  c.transcript.assign(p.transcript.begin(), p.transcript.begin() + c.tokens);
+    return make_error(Errc::corrupt, what, ": malformed page table");
+  if (legacy_checkpoints_) {
+    legacy_checkpoint_data(ICAM_TRY(load_locked(pid)), c);
+  } else {
+    if (!decode_tokens(s.column_text(6), c.transcript))
+      return make_error(Errc::corrupt, what, ": malformed transcript");
+    Statement r = ICAM_TRY_CTX(
+        db_.prepare("SELECT call_index, name, arguments, result, at_token FROM checkpoint_results "
+                    "WHERE checkpoint = ? ORDER BY call_index"),
+        what);
+    r.bind(1, checkpoint_id);
+    while (ICAM_TRY_CTX(r.step(), what))
+      c.tool_results.push_back({r.column_int(0), r.column_text(1), r.column_text(2),
+                                r.column_text(3), r.column_int(4)});
+  }
+  if (static_cast<int64_t>(c.transcript.size()) != c.tokens)
+    return make_error(Errc::corrupt, what, ": its transcript holds ", c.transcript.size(),
+                      " tokens, the checkpoint says ", c.tokens);
+  if (static_cast<int64_t>(c.tool_results.size()) != c.tool_calls)
+    return make_error(Errc::corrupt, what, ": it holds ", c.tool_results.size(),
+                      " tool results, the checkpoint says ", c.tool_calls);
+  for (size_t i = 0; i < c.tool_results.size(); ++i) {
+    const JournalToolResult& r = c.tool_results[i];
+    // A moved call's position means nothing; a kept one's lies in the transcript.
+    const bool moved = r.call_index < c.context.calls;
+    if (r.call_index != static_cast<int64_t>(i) ||
+        (!moved && (r.at_token < 0 || r.at_token > c.tokens)))
+      return make_error(Errc::corrupt, what, ": tool result ", i,
+                        " is missing or outside its transcript");
+  }
   return c;
 }
 
@@ -498,6 +651,11 @@ Status ProcessJournal::forget(uint64_t pid) {
     const Row row = ICAM_TRY(process_row(db_, pid));
     if (row.state != kJournalExited)
       return make_error(Errc::invalid_argument, "process ", pid, " has not exited");
+    Statement copies = ICAM_TRY(db_.prepare(
+        "DELETE FROM checkpoint_results WHERE checkpoint IN "
+        "(SELECT id FROM checkpoints WHERE pid = ?)"));
+    copies.bind(1, as_int(pid));
+    ICAM_TRY(copies.run());
     for (const char* table : {"transcript", "tool_results", "checkpoints", "processes"}) {
       Statement s = ICAM_TRY(db_.prepare(str_cat("DELETE FROM ", table, " WHERE pid = ?")));
       s.bind(1, as_int(pid));
@@ -560,22 +718,7 @@ Result<JournalProcess> ProcessJournal::load_locked(uint64_t pid) const {
     p.created_us = s.column_int(7);
     p.updated_us = s.column_int(8);
     p.context = ICAM_TRY_CTX(parse_journal_context(s.column_text(9)), where);
-    p.transcript.reserve(static_cast<size_t>(tokens));
-    Statement t = ICAM_TRY_CTX(
-        db_.prepare("SELECT start, count, tokens FROM transcript WHERE pid = ? ORDER BY start"),
-        where);
-    t.bind(1, as_int(pid));
-    while (ICAM_TRY_CTX(t.step(), where)) {
-      const int64_t start = t.column_int(0), count = t.column_int(1);
-      if (start != static_cast<int64_t>(p.transcript.size()) ||
-          !decode_tokens(t.column_text(2), p.transcript) ||
-          static_cast<int64_t>(p.transcript.size()) != start + count)
-        return make_error(Errc::corrupt, where, ": transcript row at token ", start,
-                          " does not follow the rows before it");
-    }
-    if (static_cast<int64_t>(p.transcript.size()) != tokens)
-      return make_error(Errc::corrupt, where, ": the transcript holds ", p.transcript.size(),
-                        " tokens, the process row says ", tokens);
+    p.transcript = ICAM_TRY(read_transcript(db_, pid, tokens, where));
   }
   Statement r = ICAM_TRY_CTX(
       db_.prepare("SELECT call_index, name, arguments, result, at_token FROM tool_results "

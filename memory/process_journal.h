@@ -10,8 +10,9 @@
 //   - the page table: the hashes (page_hash.h) of the context's full pages, by which a resumed
 //     process fetches its KV from the page store (T1) or, when a page is not there, recomputes it
 //     from the transcript;
-//   - named checkpoints: the transcript length, the page table and the number of tool results at
-//     a point, which restore() gives back;
+//   - named checkpoints, each self-contained: the transcript as it was at that point, the tool
+//     results recorded by then (with their positions then), the page table and the compaction,
+//     which restore() gives back however the process went on (compacted included);
 //   - the context budget's compactions (JournalContext): when the agent loop moves the middle of
 //     a context out to archival memory, replace_context() swaps the transcript for the compacted
 //     context in one transaction, so a revived process rebuilds that context, not the old one.
@@ -22,7 +23,12 @@
 // transaction, one sync, for dozens of processes).
 //
 // Tokens are stored as decimal text and hashes as hex, which costs little next to the sync and
-// keeps the file readable with the sqlite3 shell.
+// keeps the file readable with the sqlite3 shell. A checkpoint's transcript is one such text in
+// its row (it is written and read whole, never appended to) and its tool results are copied into
+// checkpoint_results: a checkpoint costs about its transcript's size (6 to 7 bytes a token) plus
+// its results. Their number is not bounded here: they are taken only when asked for (icamctl
+// checkpoint), kept while their process is (prune_exited() keeps a process holding one) and
+// deleted by forget().
 //
 // Errors: an unknown pid is Errc::not_found; writing to an exited process, a pid begun twice, a
 // tool result recorded twice or malformed job JSON Errc::invalid_argument; a file locked by
@@ -58,9 +64,12 @@ struct JournalOptions {
 };
 
 inline constexpr std::string_view kJournalExited = "exited";
-// 2: processes.context and checkpoints.context (JournalContext); a version-1 file is upgraded
-// when opened for writing.
-inline constexpr int64_t kJournalSchemaVersion = 2;
+// 2: processes.context and checkpoints.context (JournalContext).
+// 3: self-contained checkpoints (checkpoints.transcript, the checkpoint_results table), so that a
+//    compaction keeps them.
+// An older file is upgraded when opened for writing (its checkpoints filled from the transcript
+// they are prefixes of, as restore() computed them then) and read as it is when opened read-only.
+inline constexpr int64_t kJournalSchemaVersion = 3;
 
 struct JournalToolResult {
   int64_t call_index = 0;  // 0, 1, 2... in the order the process made its calls
@@ -94,8 +103,12 @@ struct JournalCheckpoint {
   int64_t tool_calls = 0;  // tool results recorded by then
   std::vector<PageHash> page_table;
   int64_t created_us = 0;
-  std::vector<int32_t> transcript;  // restore(): the first `tokens` tokens; empty elsewhere
-  JournalContext context;           // the transcript's compaction when it was taken
+  JournalContext context;  // the transcript's compaction when it was taken
+  // restore() only (listings leave them empty, to stay cheap): the transcript as it was (`tokens`
+  // tokens) and the `tool_calls` results recorded by then, by call index, with the positions
+  // they had then (those below context.calls were moved out: their at_token means nothing).
+  std::vector<int32_t> transcript;
+  std::vector<JournalToolResult> tool_results;
 };
 
 struct JournalProcess {
@@ -107,7 +120,7 @@ struct JournalProcess {
   std::vector<int32_t> transcript;
   std::vector<PageHash> page_table;
   std::vector<JournalToolResult> tool_results;
-  std::vector<JournalCheckpoint> checkpoints;  // without their transcripts
+  std::vector<JournalCheckpoint> checkpoints;  // without their transcripts and results
   JournalContext context;                      // the transcript's compaction, if any
   int64_t created_us = 0;
   int64_t updated_us = 0;
@@ -168,23 +181,26 @@ class ProcessJournal {
   // A compaction (the context budget, docs/memory.md), in one transaction: the transcript becomes
   // `tokens` (its page table is emptied: its pages are other pages now), the process's context
   // becomes `context`, the results of the kept calls (index context.calls and on) move `shift`
-  // tokens back (their turns moved that far forward in the context), and the process's
-  // checkpoints are deleted (the transcript they are prefixes of is gone). Errors: an unknown or
-  // exited process; `context.start` past `tokens`; a kept result that would land outside it.
+  // tokens back (their turns moved that far forward in the context). The process's checkpoints
+  // stay as they were: each holds its own transcript and results. Errors: an unknown or exited
+  // process; `context.start` past `tokens`; a kept result that would land outside it.
   Status replace_context(uint64_t pid, std::span<const int32_t> tokens,
                          const JournalContext& context, int64_t shift);
   Status set_state(uint64_t pid, std::string_view state);
   // State "exited" with `exit_status` (JSON); nothing is appended after.
   Status exit(uint64_t pid, std::string_view exit_status);
-  // Records the process as it is now under `label`; the checkpoint's id.
+  // Records the process as it is now under `label` (a copy of its transcript and tool results);
+  // the checkpoint's id.
   Result<int64_t> checkpoint(uint64_t pid, std::string_view label);
-  // A checkpoint with its transcript prefix: what a process restored to it starts from.
+  // A checkpoint with its transcript and tool results: what a process restored to it starts
+  // from. Errc::corrupt when its stored data does not add up (a malformed transcript, one of
+  // another length than recorded, results missing or past it).
   Result<JournalCheckpoint> restore(uint64_t pid, int64_t checkpoint_id) const;
   // The process a checkpoint belongs to; not_found when there is no such checkpoint.
   Result<uint64_t> checkpoint_pid(int64_t checkpoint_id) const;
   // The newest checkpoint of `pid` labelled `label`; not_found when none.
   Result<int64_t> find_checkpoint(uint64_t pid, std::string_view label) const;
-  // Removes an exited process and everything recorded for it.
+  // Removes an exited process and everything recorded for it (its checkpoints included).
   Status forget(uint64_t pid);
   // Forgets the exited processes but the `keep` most recently updated ones and those holding a
   // checkpoint (which someone may still restore), in one transaction; how many were forgotten.
@@ -215,8 +231,13 @@ class ProcessJournal {
   Status write(std::string_view what, const std::function<Status()>& body);
   Status append_locked(const StepAppend& a);
   Result<JournalProcess> load_locked(uint64_t pid) const;
+  // Upgrading to version 3: fills every checkpoint's transcript and results.
+  Status fill_checkpoints_locked();
   // The context column in queries: "context", or "''" for a version-1 file opened read-only.
   std::string context_column_ = "context";
+  // A version-1 or -2 file opened read-only: its checkpoints hold only lengths, and restore()
+  // computes them from the process's transcript as it did then.
+  bool legacy_checkpoints_ = false;
 
   mutable std::mutex mu_;
   sqlite::Database db_;

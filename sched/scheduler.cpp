@@ -14,6 +14,9 @@ namespace icam::sched {
 namespace {
 
 constexpr size_t kNotInOrder = std::numeric_limits<size_t>::max();
+// How many of the sequences still waiting for pages after a step is planned, from the front of
+// the policy's order, get their stored pages prefetched: the next ones to be admitted.
+constexpr int kPrefetchAhead = 2;
 
 // Where a sequence is in its life; SequenceState adds the details of the runnable phase.
 enum class Phase { runnable, paused, blocked, finished };
@@ -60,6 +63,10 @@ struct Scheduler::Entry {
   int32_t high_water = 0;       // the most positions ever cached: below it, feeding recomputes
   memory::ContextPages table;
   std::vector<memory::PageHash> hashes;  // of the first hashes.size() full pages of `tokens`
+  // Prefetching: pages asked of the prefetcher since the sequence's pages were last taken, and
+  // the pages asked for (indices into `hashes`, ascending) that may still be staged.
+  bool prefetch_asked = false;
+  std::vector<size_t> prefetched;
   llm::Sampler sampler;
   llm::StopMatcher stops;
 
@@ -122,7 +129,11 @@ Scheduler::Scheduler(llm::Backend& backend, const llm::Tokenizer& tokenizer,
       identity_(options.model_identity ? *options.model_identity
                                        : memory::config_identity(backend.config())),
       index_(backend.kv_pool()) {
-  if (options_.page_store) writer_ = std::make_unique<memory::PageWriter>(*options_.page_store);
+  if (options_.page_store) {
+    writer_ = std::make_unique<memory::PageWriter>(*options_.page_store);
+    if (options_.prefetch_bytes > 0)
+      prefetcher_ = std::make_unique<memory::PagePrefetcher>(*writer_, options_.prefetch_bytes);
+  }
 }
 
 Scheduler::~Scheduler() = default;
@@ -222,6 +233,7 @@ Status Scheduler::resume(SequenceId id, Continuation next) {
   const Clock::time_point now = Clock::now();
   e->last_token = now;
   make_runnable(*e, now);
+  request_prefetch(*e);
   return ok_status();
 }
 
@@ -241,7 +253,20 @@ Status Scheduler::unblock(SequenceId id) {
   if (e->phase != Phase::blocked)
     return make_error(Errc::invalid_argument, "unblock: sequence ", id, " is not blocked");
   make_runnable(*e, Clock::now());
+  request_prefetch(*e);
   return ok_status();
+}
+
+Status Scheduler::prefetch(SequenceId id) {
+  Entry* e = ICAM_TRY(find_or_error(id, "prefetch"));
+  if (e->phase == Phase::finished)
+    return make_error(Errc::invalid_argument, "prefetch: sequence ", id, " has finished");
+  request_prefetch(*e);
+  return ok_status();
+}
+
+void Scheduler::wait_prefetch_idle() {
+  if (prefetcher_) prefetcher_->wait_idle();
 }
 
 Status Scheduler::cancel(SequenceId id) {
@@ -257,6 +282,7 @@ Status Scheduler::release(SequenceId id) {
   Entry* e = ICAM_TRY(find_or_error(id, "release"));
   if (e->phase == Phase::runnable) policy_->remove(id);
   policy_->forget(id);
+  drop_prefetched(*e, true);
   entries_.erase(id);  // the block table gives its pages back
   return ok_status();
 }
@@ -300,6 +326,7 @@ void Scheduler::finish(Entry& e, FinishReason reason, Clock::time_point now, std
   }
   e.table.clear();
   e.cached = 0;
+  drop_prefetched(e, true);
   ++stats_.finished;
   pending_events_.push_back({Event::Kind::finish, e.id, reason, {}, {}});
 }
@@ -451,6 +478,18 @@ void Scheduler::plan_step() {
     else
       ++plan_.prefill_members;
   }
+
+  // The first sequences left waiting for pages are the next to be admitted: their stored pages
+  // are read meanwhile, while this step runs.
+  if (prefetcher_) {
+    int waiting = 0;
+    for (size_t i = 0; i < order_.size() && waiting < kPrefetchAhead; ++i) {
+      Entry& e = *find(order_[i]);
+      if (e.phase != Phase::runnable || e.resident()) continue;
+      request_prefetch(e);
+      ++waiting;
+    }
+  }
 }
 
 // Makes sure `e` (at `order_index` in this step's order) has pages for what it feeds this step
@@ -464,6 +503,7 @@ bool Scheduler::admit(Entry& e, size_t order_index, int chunk, bool& admission_o
     finish(e, FinishReason::context_full, Clock::now());
     return false;
   }
+  drop_prefetched(e, false);  // pages computed in the last step
   const bool was_resident = e.resident();
   if (!was_resident && !admission_open) return false;
   // Pages computed by others first: a newcomer then reserves only the rest. The attached pages
@@ -474,7 +514,10 @@ bool Scheduler::admit(Entry& e, size_t order_index, int chunk, bool& admission_o
   const int64_t upto =
       options_.share_prefixes ? std::min<int64_t>(e.cached + chunk, positions) : positions;
   const int missing = pages_for(upto) - static_cast<int>(e.table.pages().size());
-  if (missing <= 0) return true;
+  if (missing <= 0) {
+    drop_prefetched(e, false);  // pages attached
+    return true;
+  }
   while (pool_.free_pages() < missing) {
     Entry* victim = pick_victim(e, was_resident, order_index);
     if (victim == nullptr) break;
@@ -503,6 +546,7 @@ bool Scheduler::admit(Entry& e, size_t order_index, int chunk, bool& admission_o
   // Pages the store holds are read back rather than computed; at least one position of what was
   // reserved is left to feed, so the step still serves this sequence.
   if (options_.page_store) swap_in(e, upto);
+  drop_prefetched(e, false);  // pages attached or read back
   return true;
 }
 
@@ -584,7 +628,11 @@ void Scheduler::swap_in(Entry& e, int64_t limit) {
     const size_t page = static_cast<size_t>(e.cached / pt);
     if (page >= e.table.size()) break;
     const memory::PageHash& hash = page_hash_of(e, page);
-    Status got = writer_->get(hash, identity_, shape, page_buffer_);
+    // Staged by the prefetcher: a memory copy. Otherwise (not asked for, not read yet, missing,
+    // refused) the engine thread reads it, and meets the same errors the prefetcher met.
+    const bool staged =
+        prefetcher_ && prefetcher_->take(hash, identity_, shape, page_buffer_).ok();
+    Status got = staged ? ok_status() : writer_->get(hash, identity_, shape, page_buffer_);
     if (got.ok()) got = pool_.write_page(e.table.pages()[page], page_buffer_);
     if (!got.ok()) {
       if (got.error().code() != Errc::not_found) ++stats_.swap_errors;
@@ -594,8 +642,48 @@ void Scheduler::swap_in(Entry& e, int64_t limit) {
     e.cached += pt;
     e.high_water = std::max(e.high_water, e.cached);
     ++stats_.swap_in_pages;
+    if (staged) ++stats_.swap_in_prefetched;
   }
   stats_.swap_in_seconds += seconds_between(start, Clock::now());
+}
+
+void Scheduler::request_prefetch(Entry& e) {
+  if (!prefetcher_ || e.resident() || e.prefetch_asked || e.phase == Phase::finished) return;
+  e.prefetch_asked = true;
+  const int pt = pool_.page_tokens();
+  const int64_t last = static_cast<int64_t>(e.tokens.size()) - 1;  // must be fed: never read
+  size_t page = 0;  // not resident: its context starts at 0
+  // Pages other sequences hold now will be attached rather than read.
+  if (options_.share_prefixes)
+    while (static_cast<int64_t>(page + 1) * pt <= last && index_.find(page_hash_of(e, page)) >= 0)
+      ++page;
+  prefetch_hashes_.clear();
+  for (; static_cast<int64_t>(page + 1) * pt <= last; ++page) {
+    prefetch_hashes_.push_back(page_hash_of(e, page));
+    e.prefetched.push_back(page);
+  }
+  if (prefetch_hashes_.empty()) return;
+  // Pages still listed from an earlier request are asked again: the prefetcher skips them.
+  std::sort(e.prefetched.begin(), e.prefetched.end());
+  e.prefetched.erase(std::unique(e.prefetched.begin(), e.prefetched.end()), e.prefetched.end());
+  prefetcher_->request(prefetch_hashes_, identity_, memory::PageShape::of(pool_));
+}
+
+void Scheduler::drop_prefetched(Entry& e, bool all) {
+  if (!prefetcher_ || e.prefetched.empty()) return;
+  const size_t below = all ? std::numeric_limits<size_t>::max()
+                           : static_cast<size_t>(e.cached / pool_.page_tokens());
+  if (e.prefetched.front() >= below) return;
+  prefetch_hashes_.clear();
+  size_t kept = 0;
+  for (size_t page : e.prefetched) {
+    if (page < below)
+      prefetch_hashes_.push_back(e.hashes[page]);
+    else
+      e.prefetched[kept++] = page;
+  }
+  e.prefetched.resize(kept);
+  prefetcher_->forget(prefetch_hashes_);
 }
 
 // Records in the prefix index the pages of `e` that this step completed (it fed from
@@ -629,6 +717,7 @@ void Scheduler::preempt(Entry& e) {
   if (options_.page_store) swap_out(e);
   e.table.clear();
   e.cached = 0;
+  e.prefetch_asked = false;  // its pages may be asked for again, now that more are stored
   e.stats.preemptions += 1;
   ++stats_.preemptions;
   ++plan_.preemptions;
@@ -759,6 +848,13 @@ SchedulerStats Scheduler::stats() const {
   out.kv_pages_total = pool_.n_pages();
   out.kv_page_bytes = pool_.page_bytes();
   if (writer_) out.swap_errors += writer_->stats().failed;
+  if (prefetcher_) {
+    const memory::PagePrefetcherStats p = prefetcher_->stats();
+    out.prefetch_requested = p.requested;
+    out.prefetch_staged = p.staged;
+    out.prefetch_unused = p.unused;
+    out.prefetch_dropped = p.dropped;
+  }
   out.kv_pages_free = pool_.free_pages();
   return out;
 }

@@ -32,6 +32,15 @@
 // pool when its last holder lets go. The keys and values are the same bytes the sequence would
 // have computed (the engine's rows do not depend on the batch), so outputs are unchanged.
 //
+// Swapping (SchedulerOptions::page_store). Pages taken back are written to the page store by a
+// background writer, and read back into the pool when the sequence is admitted again. Those reads
+// are started early by a background prefetcher (SchedulerOptions::prefetch_bytes): when a
+// sequence without pages becomes runnable again (resume, unblock), when it is among the first
+// two in the order still waiting for pages after a step is planned, or when prefetch() is called
+// (a blocked process about to be unblocked). Its staged pages are forgotten once it holds them in
+// the pool (read back, attached or computed) or when it finishes or is released; the staging
+// area's byte bound caps what is held meanwhile. Pages come back with the same bytes either way.
+//
 // Thread-safety: a Scheduler is driven by one thread, the engine thread, which owns the Backend
 // and its KV pool: every method, the events included, runs on it. The daemon owns that thread and
 // loops on step() while has_work(); other threads hand it work through their own queue.
@@ -49,6 +58,7 @@
 #include "drivers/llm/tokenizer/tokenizer.h"
 #include "memory/model_identity.h"
 #include "memory/page_hash.h"
+#include "memory/page_prefetcher.h"
 #include "memory/page_store.h"
 #include "memory/page_writer.h"
 #include "memory/prefix_index.h"
@@ -78,6 +88,13 @@ struct SchedulerOptions {
   // copy, not a disk write. Needs model_identity (pages outlive this process); the store must
   // outlive the scheduler.
   memory::PageStore* page_store = nullptr;
+  // Prefetching from the page store (memory/page_prefetcher.h), with a page store only: the bytes
+  // of pages read ahead and staged in memory at once; 0 turns prefetching off. A sequence without
+  // pages gets its stored pages read by a background thread when it becomes runnable again
+  // (resume, unblock), when it is among the first two in the policy's order waiting for pages, or
+  // when prefetch() is called; swap_in then copies them from memory instead of reading the disk
+  // on the engine thread. A page not staged (yet) is read as without prefetching.
+  uint64_t prefetch_bytes = 64ull << 20;
 };
 
 class Scheduler {
@@ -121,6 +138,17 @@ class Scheduler {
   Status block(SequenceId id);
   Status unblock(SequenceId id);
 
+  // Starts reading back from the page store, in the background, the pages a sequence whose pages
+  // were taken will need (e.g. a blocked process whose syscall is about to complete), so that
+  // admitting it later costs memory copies. Does nothing without a page store or prefetching,
+  // for a sequence whose pages are in the pool, or when its pages were requested already since
+  // they were last taken. Errors: no such sequence, or it has finished.
+  Status prefetch(SequenceId id);
+  // Waits until every prefetch asked for so far has been read (or found missing): for tests and
+  // benchmarks that want the outcome not to depend on the disk's speed. Returns at once without
+  // prefetching.
+  void wait_prefetch_idle();
+
   // Finishes a sequence that has not finished (FinishReason::cancelled, on_finish delivered before
   // returning) and frees its pages. Cancelling a finished sequence is an error.
   Status cancel(SequenceId id);
@@ -159,6 +187,11 @@ class Scheduler {
   // Reads into `e`'s own reserved pages the full pages from `cached` on that the page store
   // holds, stopping short of position `limit` (exclusive) and of the last token.
   void swap_in(Entry& e, int64_t limit);
+  // Asks the prefetcher for the pages swap_in would read for `e` (not resident), once per time
+  // its pages are taken.
+  void request_prefetch(Entry& e);
+  // Forgets the staged pages `e` no longer needs: all of them, or those below `cached`.
+  void drop_prefetched(Entry& e, bool all);
   void index_full_pages(Entry& e, int32_t from_position);
   const memory::PageHash& page_hash_of(Entry& e, size_t page);
   Entry* pick_victim(const Entry& requester, bool requester_admitted, size_t order_index) const;
@@ -179,6 +212,9 @@ class Scheduler {
   memory::ModelIdentity identity_;
   memory::PrefixIndex index_;
   std::unique_ptr<memory::PageWriter> writer_;  // when options_.page_store is set
+  // When writer_ is set and options_.prefetch_bytes > 0; reads through writer_, so declared
+  // after it (destroyed first).
+  std::unique_ptr<memory::PagePrefetcher> prefetcher_;
 
   SequenceId next_id_ = 1;
   std::map<SequenceId, std::unique_ptr<Entry>> entries_;
@@ -191,6 +227,7 @@ class Scheduler {
   std::vector<llm::SequenceStep> batch_;
   std::vector<float> logits_;
   std::vector<uint8_t> page_buffer_;  // one page, for swapping
+  std::vector<memory::PageHash> prefetch_hashes_;  // pages asked of or forgotten by prefetcher_
 
   std::vector<Event> pending_events_;
   bool in_step_ = false;

@@ -30,6 +30,15 @@ struct SchedulerStats {
   uint64_t swap_in_pages = 0;
   uint64_t swap_errors = 0;
   uint64_t swap_out_dropped = 0;  // not queued: the background writer was too far behind
+  // Prefetching (SchedulerOptions::prefetch_bytes): of swap_in_pages, those copied from the
+  // prefetcher's staging instead of read on the engine thread; pages asked for ahead of need,
+  // read and staged, forgotten before use (the sequence got them otherwise, or ended, or swap_in
+  // came before the read), and not asked for because staging was full.
+  uint64_t swap_in_prefetched = 0;
+  uint64_t prefetch_requested = 0;
+  uint64_t prefetch_staged = 0;
+  uint64_t prefetch_unused = 0;
+  uint64_t prefetch_dropped = 0;
   uint64_t kv_page_bytes = 0;  // bytes of one page, to turn page counts into traffic
   double swap_out_seconds = 0;
   double swap_in_seconds = 0;

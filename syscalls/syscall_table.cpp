@@ -187,7 +187,8 @@ std::vector<SyscallSpec> build_table() {
                .summary = "Take the oldest message from your mailbox, waiting for one if need be.",
                .arguments = object_schema({{"timeout_ms", wait_schema("default 600000")}},
                                           json::array()),
-               .result = "{\"from\", \"body\"}; no message within the timeout is an error",
+               .result = "{\"from\", \"body\", \"id\"}: the sender's pid, the text and the "
+                         "message's number; no message within the timeout is an error",
                .capability = std::nullopt,
                .target = TargetRule::none,
                .side_effect = SideEffectClass::write,

@@ -156,11 +156,12 @@ std::string daemon_tiers(const Config& config, const std::string& socket, json& 
     char line[512];
     std::snprintf(line, sizeof(line),
                   "T1 page store %s: %lld pages out (%.1f MiB; engine thread %.1f MiB/s), %lld in "
-                  "(%.1f MiB, %.1f MiB/s), %lld errors\n",
+                  "(%.1f MiB, %.1f MiB/s; %lld prefetched), %lld errors\n",
                   store.c_str(), sw.value("pages_out", 0ll),
                   sw.value("pages_out", 0.0) * page_bytes / mib, rate("pages_out", "out_seconds"),
                   sw.value("pages_in", 0ll), sw.value("pages_in", 0.0) * page_bytes / mib,
-                  rate("pages_in", "in_seconds"), sw.value("errors", 0ll));
+                  rate("pages_in", "in_seconds"), sw.value("pages_in_prefetched", 0ll),
+                  sw.value("errors", 0ll));
     text += line;
   }
   json processes = json::array();

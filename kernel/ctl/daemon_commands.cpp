@@ -499,13 +499,14 @@ int cmd_stats(const Config& config, const std::vector<std::string>& argv) {
       std::printf("swap        no page store%s%s: preempted contexts are recomputed\n",
                   why.empty() ? "" : ": ", why.c_str());
     } else {
-      std::printf("swap        %lld pages out (%s, %.2f s), %lld in (%s, %.2f s), %lld errors; "
-                  "store %s\n",
+      std::printf("swap        %lld pages out (%s, %.2f s), %lld in (%s, %.2f s; %lld "
+                  "prefetched), %lld errors; store %s\n",
                   sw.value("pages_out", 0ll),
                   bytes_text(page_bytes * sw.value("pages_out", 0.0)).c_str(),
                   sw.value("out_seconds", 0.0), sw.value("pages_in", 0ll),
                   bytes_text(page_bytes * sw.value("pages_in", 0.0)).c_str(),
-                  sw.value("in_seconds", 0.0), sw.value("errors", 0ll), store.c_str());
+                  sw.value("in_seconds", 0.0), sw.value("pages_in_prefetched", 0ll),
+                  sw.value("errors", 0ll), store.c_str());
     }
   }
   return kExitOk;

@@ -298,7 +298,7 @@ TEST(BlockingSyscallTest, ChildrenAreAttenuatedLimitedWaitedForAndMessaged) {
   EXPECT_NE(t.find(R"("answer":"child got it")"), std::string::npos) << t;
   EXPECT_NE(t.find(R"("reason":"completed")"), std::string::npos) << t;
   EXPECT_NE(t.find("not a live descendant"), std::string::npos) << t;
-  EXPECT_NE(rig.transcript("child").find(R"({"body":"hello child","from":1})"),
+  EXPECT_NE(rig.transcript("child").find(R"({"body":"hello child","from":1,"id":1})"),
             std::string::npos)
       << rig.transcript("child");
   // The bystander was not touched.

@@ -3,7 +3,8 @@
 // archive files): the pinned prefix stays, the oldest turns move to its archival memory behind a
 // marker, the most recent turn stays, and it runs on to completion; mem.recall finds the moved
 // text; without an archive the text is dropped and the marker says so; a kernel destroyed after a
-// compaction resumes the compacted context from the journal and ends as an uninterrupted run does.
+// compaction resumes the compacted context from the journal and ends as an uninterrupted run does;
+// a checkpoint taken before a compaction still restores after it, from the context it recorded.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -381,6 +382,100 @@ TEST(ContextBudget, AKernelDestroyedAfterACompactionResumesTheCompactedContext) 
   EXPECT_EQ(std::vector<int32_t>(jp.transcript.begin(), jp.transcript.begin() + recall_at),
             std::vector<int32_t>(whole.begin(), whole.begin() + recall_at));
   EXPECT_EQ(jp.transcript.size(), whole.size());
+}
+
+TEST(ContextBudget, ACheckpointTakenBeforeACompactionRestoresAfterIt) {
+  TempDir dir;
+  // One script for both (they share the job's name): the original's whole script, then for the
+  // copy restored from its checkpoint after call kAt, the lines from there on.
+  constexpr size_t kAt = 2;
+  std::deque<std::string> lines = script();
+  const std::deque<std::string> whole_script = script();
+  lines.insert(lines.end(), whole_script.begin() + kAt, whole_script.end());
+  FixedHandler handler(dir.file("archive.db"));
+  auto k = make_kernel(options(dir, dir.file("journal.db"), true, false, lines, &handler));
+  ASSERT_TRUE(k);
+  const int64_t limit = static_cast<int64_t>(prompt_tokens(*k)) + kRoom;
+  auto spawned = k->spawn(job(limit));
+  ASSERT_TRUE(spawned.ok()) << spawned.error().message();
+  const Pid pid = *spawned;
+  while (k->process(pid)->accounting.syscalls < static_cast<int64_t>(kAt) && !k->process(pid)->exit)
+    ASSERT_TRUE(k->step().ok());
+  ASSERT_EQ(k->process(pid)->accounting.syscalls, static_cast<int64_t>(kAt));
+  ASSERT_EQ(k->compactions(pid), 0) << "compacted before the checkpoint: take it earlier (kAt)";
+  auto c = k->checkpoint(pid, "before");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  const std::vector<int32_t> at_checkpoint = load(*k, pid).transcript;
+  const int64_t prompt_at_checkpoint = k->process(pid)->accounting.prompt_tokens;
+  EXPECT_EQ(static_cast<size_t>(c->tokens), at_checkpoint.size());
+  EXPECT_EQ(c->tool_calls, static_cast<int64_t>(kAt));
+  EXPECT_FALSE(c->context.compacted());
+
+  // The original runs on, is compacted (its journaled transcript replaced) and completes.
+  ASSERT_TRUE(k->run_until_idle().ok());
+  const Process* original = k->process(pid);
+  ASSERT_TRUE(original && original->exit);
+  EXPECT_EQ(original->exit->reason, ExitReason::completed) << original->exit->error;
+  const ExitStatus original_exit = *original->exit;
+  const Accounting original_accounting = original->accounting;
+  const memory::JournalProcess done = load(*k, pid);
+  ASSERT_GE(done.context.compactions, 1);
+  EXPECT_FALSE(starts_with(done.transcript, at_checkpoint));
+  ASSERT_EQ(done.checkpoints.size(), 1u);  // the compaction kept it
+  EXPECT_EQ(done.checkpoints[0].id, c->id);
+
+  // Restored, it starts from the prefix it recorded, not from the compacted transcript.
+  auto restored = k->restore(c->id, static_cast<uint32_t>(getuid()));
+  ASSERT_TRUE(restored.ok()) << restored.error().message();
+  ASSERT_NE(*restored, pid);
+  {
+    const memory::JournalProcess copy = load(*k, *restored);
+    EXPECT_TRUE(starts_with(copy.transcript, at_checkpoint));
+    EXPECT_FALSE(copy.context.compacted());
+    ASSERT_EQ(copy.tool_results.size(), kAt);
+    for (size_t i = 0; i < kAt; ++i) {
+      EXPECT_EQ(copy.tool_results[i].result, done.tool_results[i].result) << i;
+      EXPECT_LE(copy.tool_results[i].at_token, static_cast<int64_t>(at_checkpoint.size())) << i;
+    }
+    const Process* r = k->process(*restored);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->accounting.syscalls, static_cast<int64_t>(kAt));
+    EXPECT_EQ(r->accounting.prompt_tokens, prompt_at_checkpoint);
+    EXPECT_EQ(k->compactions(*restored), 0);
+  }
+
+  // It runs the rest of the script and ends as the original did, compacted as it was.
+  ASSERT_TRUE(k->run_until_idle().ok());
+  const Process* p = k->process(*restored);
+  ASSERT_TRUE(p && p->exit);
+  EXPECT_EQ(p->exit->reason, original_exit.reason) << p->exit->error;
+  EXPECT_EQ(p->exit->answer, original_exit.answer);
+  EXPECT_EQ(p->accounting.syscalls, original_accounting.syscalls);
+  EXPECT_EQ(p->accounting.turns, original_accounting.turns);
+  const memory::JournalProcess copy = load(*k, *restored);
+  EXPECT_EQ(copy.state, "exited");
+  EXPECT_EQ(memory::to_json_text(copy.context), memory::to_json_text(done.context));
+  ASSERT_EQ(copy.tool_results.size(), 6u);
+  EXPECT_THAT(copy.tool_results.back().result, HasSubstr("aardvark"));
+  // The same tokens fed in but the recall's answer: both processes moved their text into the
+  // same archive (one job name, one owner), so the copy's recall finds more, and its message may
+  // be of another length.
+  const auto fed = [&](const Accounting& a, const memory::JournalProcess& jp) {
+    const std::vector<int32_t> recalled = tool_message(*k, jp.tool_results.back().result);
+    return a.prompt_tokens - static_cast<int64_t>(recalled.size());
+  };
+  EXPECT_EQ(fed(p->accounting, copy), fed(original_accounting, done));
+  // Token for token up to the recall's answer (after it, as for a resume: the archive holds what
+  // both processes moved there, so the recall's hits differ).
+  const auto recall_at = static_cast<size_t>(copy.tool_results.back().at_token);
+  ASSERT_LE(recall_at, copy.transcript.size());
+  ASSERT_LE(recall_at, done.transcript.size());
+  EXPECT_EQ(std::vector<int32_t>(copy.transcript.begin(), copy.transcript.begin() + recall_at),
+            std::vector<int32_t>(done.transcript.begin(), done.transcript.begin() + recall_at));
+  // And the checkpoint still restores after its process exited and its copy was compacted too.
+  auto again = k->journal()->restore(pid, c->id);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->transcript, at_checkpoint);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 
 #include "common/sqlite_db.h"
 #include "kernel/kernel.h"
+#include "memory/mailbox_store.h"
 #include "tests/drivers/llm/engine/tiny_model.h"
 #include "tests/kernel/scripted_events.h"
 #include "tests/memory/temp_dir.h"
@@ -337,12 +338,12 @@ TEST(JournalResume, ChildrenComeBackUnderTheirParentAndItsWaitsAreAnswered) {
     EXPECT_EQ(k->process(worker)->capabilities, std::vector<std::string>{"spawn:1"});
     // A script's text reaches the loop, not the transcript: the two calls in progress are
     // journaled as the model's tokens would have been.
-    for (const auto& [pid, call] :
+    for (const auto& [who, call] :
          {std::pair{parent, tool_call("proc.wait", {{"pid", worker}})},
           std::pair{worker, tool_call("msg.recv", {{"timeout_ms", 600000}})}}) {
       auto tokens = k->model().tokenizer().encode(call + "</tool_call>", false, true);
       ASSERT_TRUE(tokens.ok());
-      ASSERT_TRUE(k->journal()->append_tokens(pid, *tokens).ok());
+      ASSERT_TRUE(k->journal()->append_tokens(who, *tokens).ok());
     }
   }  // the kernel is gone, as after SIGKILL: nothing more is written
 
@@ -381,6 +382,82 @@ TEST(JournalResume, ChildrenComeBackUnderTheirParentAndItsWaitsAreAnswered) {
   EXPECT_EQ(json::parse(jp.tool_results[3].result).value("reason", ""), "completed")
       << jp.tool_results[3].result;
   EXPECT_EQ(json::parse(jp.tool_results[3].result).value("pid", Pid{0}), quick);
+}
+
+// Messages survive a restart: those queued in a mailbox when the kernel stopped are there again,
+// in order, and none is given twice.
+TEST(JournalResume, QueuedMessagesAreThereAfterARestartAndNoneTwice) {
+  TempDir dir;
+  // rx waits for a child that waits forever, so tx's two messages queue in rx's mailbox.
+  JobSpec rx = tool_job("rx", {"proc.spawn", "proc.wait", "msg.recv"});
+  rx.capabilities = {"spawn:1"};
+  JobSpec tx = tool_job("tx", {"msg.send"});
+  tx.capabilities = {"msg:pid/1"};
+  const Pid rx_pid = 1, tx_pid = 2, child = 3;
+  const json forever = {{"timeout_ms", 600000}};
+  {
+    auto k = make_kernel(options(
+        dir.file("j.db"), false, nullptr,
+        {{"rx",
+          {tool_call("proc.spawn", {{"name", "child"}, {"task", "t"}, {"tools", {"msg.recv"}}}),
+           tool_call("proc.wait", {{"pid", child}})}},
+         {"child", {tool_call("msg.recv", forever)}},
+         {"tx",
+          {tool_call("msg.send", {{"to", rx_pid}, {"body", "one"}}),
+           tool_call("msg.send", {{"to", rx_pid}, {"body", "two"}})}}}));
+    ASSERT_TRUE(k);
+    ASSERT_EQ(*k->spawn(rx), rx_pid);
+    ASSERT_EQ(*k->spawn(tx), tx_pid);
+    auto done = [&] {
+      const Process* c = k->process(child);
+      return c && c->state == ProcessState::blocked && k->process(tx_pid)->exit &&
+             k->process(rx_pid)->state == ProcessState::blocked;
+    };
+    for (int i = 0; i < 2000 && !done(); ++i) {
+      ASSERT_TRUE(k->step().ok());
+      if (!k->has_work()) k->wait_for_completion(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(done());
+    const memory::JournalProcess sender = load(*k, tx_pid);
+    ASSERT_EQ(sender.tool_results.size(), 2u);
+    EXPECT_EQ(json::parse(sender.tool_results[1].result).value("queued", 0), 2);
+    // The calls in progress, as the model's tokens would have put them in the journal.
+    for (const auto& [pid, call] : {std::pair{rx_pid, tool_call("proc.wait", {{"pid", child}})},
+                                    std::pair{child, tool_call("msg.recv", forever)}}) {
+      auto tokens = k->model().tokenizer().encode(call + "</tool_call>", false, true);
+      ASSERT_TRUE(tokens.ok());
+      ASSERT_TRUE(k->journal()->append_tokens(pid, *tokens).ok());
+    }
+  }  // stopped as by SIGKILL, two messages in rx's mailbox
+
+  const json soon = {{"timeout_ms", 200}};
+  auto k = make_kernel(options(dir.file("j.db"), true, nullptr,
+                               {{"rx",
+                                 {tool_call("msg.recv", soon), tool_call("msg.recv", soon),
+                                  tool_call("msg.recv", soon),
+                                  tool_call("proc.exit", {{"answer", "read"}})}}}));
+  ASSERT_TRUE(k);
+  ASSERT_TRUE(k->step().ok());
+  ASSERT_TRUE(k->cancel(child).ok());  // rx's wait ends; then it reads its mailbox
+  for (int i = 0; i < 3000 && !k->process(rx_pid)->exit; ++i) {
+    ASSERT_TRUE(k->step().ok());
+    if (!k->has_work()) k->wait_for_completion(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(k->process(rx_pid)->exit.has_value());
+  const memory::JournalProcess jp = load(*k, rx_pid);
+  ASSERT_GE(jp.tool_results.size(), 5u);
+  const json first = json::parse(jp.tool_results[2].result, nullptr, false);
+  const json second = json::parse(jp.tool_results[3].result, nullptr, false);
+  EXPECT_EQ(first.value("body", ""), "one") << jp.tool_results[2].result;
+  EXPECT_EQ(first.value("from", Pid{0}), tx_pid);
+  EXPECT_EQ(second.value("body", ""), "two") << jp.tool_results[3].result;
+  EXPECT_LT(first.value("id", 0), second.value("id", 0));
+  EXPECT_NE(jp.tool_results[4].result.find("no message"), std::string::npos)
+      << jp.tool_results[4].result;
+  // Nothing is left stored for a process that exited.
+  auto stored = memory::MailboxStore::open(dir.file("j.db"));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE((*stored)->all()->empty());
 }
 
 TEST(JournalResume, ACheckpointRestoresAsANewProcessWithItsPrefix) {

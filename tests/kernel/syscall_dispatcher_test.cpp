@@ -313,7 +313,7 @@ TEST_F(DispatcherTest, MessagesGoThroughBoundedMailboxes) {
   EXPECT_EQ(json::parse(*sent), (json{{"to", 2}, {"queued", 1}}));
   auto got = result(dispatcher_->start(receiver, "msg.recv", json::object()));
   ASSERT_TRUE(got.ok()) << got.error().message();
-  EXPECT_EQ(json::parse(*got), (json{{"from", 1}, {"body", "first"}}));
+  EXPECT_EQ(json::parse(*got), (json{{"from", 1}, {"body", "first"}, {"id", 1}}));
 
   // An empty mailbox blocks the receiver; the next message completes its call.
   CallStart waiting = dispatcher_->start(receiver, "msg.recv", {{"timeout_ms", 60000}});
@@ -326,7 +326,7 @@ TEST_F(DispatcherTest, MessagesGoThroughBoundedMailboxes) {
   EXPECT_EQ(done[0].pid, 2u);
   EXPECT_EQ(done[0].ticket, std::get<PendingCall>(waiting).ticket);
   ASSERT_TRUE(done[0].result.ok());
-  EXPECT_EQ(json::parse(*done[0].result), (json{{"from", 1}, {"body", "second"}}));
+  EXPECT_EQ(json::parse(*done[0].result), (json{{"from", 1}, {"body", "second"}, {"id", 2}}));
 
   // Full: at most kMailboxMessages waiting messages, then a clear error.
   for (size_t i = 0; i < kMailboxMessages; ++i)

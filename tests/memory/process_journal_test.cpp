@@ -1,8 +1,9 @@
 // The process journal on real SQLite files: transcripts appended in batches and read back after
 // reopening, tool results recorded once, checkpoints and restore, the live processes a restarted
-// daemon resumes, a compacted context replacing the transcript (and an older file upgraded for
-// it), and the faults: a full file (nothing half-written), a lock held by another
-// connection, a file that is not a database, a newer schema, damaged rows.
+// daemon resumes, a compacted context replacing the transcript (and older files upgraded for it),
+// self-contained checkpoints that outlive a compaction, and the faults: a full file (nothing
+// half-written), a lock held by another connection, a file that is not a database, a newer schema,
+// damaged rows.
 #include "memory/process_journal.h"
 
 #include <gmock/gmock.h>
@@ -75,12 +76,20 @@ TEST(ProcessJournal, RecordsAProcessAndReadsItBackAfterReopening) {
   EXPECT_EQ(p->checkpoints[0].label, "after-read");
   EXPECT_EQ(p->checkpoints[0].tokens, 9);
   EXPECT_EQ(p->checkpoints[0].tool_calls, 1);
+  // Listings leave the checkpoint's copies out.
+  EXPECT_TRUE(p->checkpoints[0].transcript.empty());
+  EXPECT_TRUE(p->checkpoints[0].tool_results.empty());
 
   auto restored = j->restore(3, cp);
   ASSERT_TRUE(restored.ok()) << restored.error().message();
   EXPECT_EQ(restored->tokens, 9);
   EXPECT_EQ(restored->page_table, pages);
   EXPECT_EQ(restored->transcript, std::vector<int32_t>(expected.begin(), expected.begin() + 9));
+  ASSERT_EQ(restored->tool_results.size(), 1u);
+  EXPECT_EQ(restored->tool_results[0].name, "fs.read");
+  EXPECT_EQ(restored->tool_results[0].arguments, R"({"path":"a"})");
+  EXPECT_EQ(restored->tool_results[0].result, "hello");
+  EXPECT_EQ(restored->tool_results[0].at_token, 9);
   EXPECT_EQ(code_of(j->restore(3, cp + 1)), Errc::not_found);
   EXPECT_EQ(code_of(j->restore(4, cp)), Errc::not_found);  // another process's id
   // Read-only: no writes.
@@ -310,7 +319,8 @@ TEST(ProcessJournal, ACompactedContextReplacesTheTranscriptInOneTransaction) {
   ASSERT_TRUE(j->record_tool_result(1, 1, "b", "{}", "r1").ok());
   ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{9, 10}).ok());
   ASSERT_TRUE(j->append_pages(1, std::vector<PageHash>{hash_of(1)}).ok());
-  ASSERT_TRUE(j->checkpoint(1, "before").ok());
+  const auto before = j->checkpoint(1, "before");
+  ASSERT_TRUE(before.ok()) << before.error().message();
 
   // Turn 0 moves out; a two-token marker (90, 91) stands for it; turn 1 moves 8 - 6 = 2 back.
   JournalContext c{.compactions = 1, .calls = 1, .start = 6, .generated = 2, .appended = 2,
@@ -339,14 +349,39 @@ TEST(ProcessJournal, ACompactedContextReplacesTheTranscriptInOneTransaction) {
   ASSERT_EQ(p->tool_results.size(), 2u);
   EXPECT_EQ(p->tool_results[1].at_token, 7);  // was 9
   EXPECT_TRUE(p->page_table.empty());  // the pages of the old context are not this one's
-  EXPECT_TRUE(p->checkpoints.empty());  // their transcript is gone
+  // The checkpoint taken before holds its own transcript and results: it restores as it was.
+  ASSERT_EQ(p->checkpoints.size(), 1u);
+  {
+    auto old = j->restore(1, *before);
+    ASSERT_TRUE(old.ok()) << old.error().message();
+    EXPECT_EQ(old->transcript, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+    EXPECT_FALSE(old->context.compacted());
+    EXPECT_EQ(old->page_table, std::vector<PageHash>{hash_of(1)});
+    ASSERT_EQ(old->tool_results.size(), 2u);
+    EXPECT_EQ(old->tool_results[0].result, "r0");
+    EXPECT_EQ(old->tool_results[0].at_token, 6);
+    EXPECT_EQ(old->tool_results[1].result, "r1");
+    EXPECT_EQ(old->tool_results[1].at_token, 9);  // where it was then, not the shifted 7
+  }
   // A checkpoint now carries the compaction with it.
   auto id = j->checkpoint(1, "after");
   ASSERT_TRUE(id.ok());
   auto restored = j->restore(1, *id);
   ASSERT_TRUE(restored.ok());
   EXPECT_EQ(restored->context.compactions, 1);
-  EXPECT_EQ(restored->transcript.size(), 10u);
+  EXPECT_EQ(restored->transcript, (std::vector<int32_t>{0, 1, 2, 3, 90, 91, 8, 9, 10, 11}));
+  ASSERT_EQ(restored->tool_results.size(), 2u);
+  EXPECT_EQ(restored->tool_results[1].at_token, 7);
+  // A second compaction keeps both.
+  JournalContext twice = c;
+  twice.compactions = 2;
+  twice.calls = 2;
+  twice.start = 6;
+  ASSERT_TRUE(j->replace_context(1, std::vector<int32_t>{0, 1, 2, 3, 92, 93, 11}, twice, 3).ok());
+  EXPECT_EQ(j->load(1)->checkpoints.size(), 2u);
+  EXPECT_EQ(j->restore(1, *before)->transcript.size(), 11u);
+  EXPECT_EQ(j->restore(1, *id)->transcript.size(), 10u);
+  EXPECT_EQ(j->restore(1, *id)->tool_results[1].at_token, 7);
   ASSERT_TRUE(j->exit(1, "{}").ok());
   EXPECT_EQ(code_of(j->replace_context(1, compacted, c, 0)), Errc::invalid_argument);
   EXPECT_EQ(code_of(j->replace_context(2, compacted, c, 0)), Errc::not_found);
@@ -362,9 +397,11 @@ TEST(ProcessJournal, AVersionOneFileIsReadAndUpgraded) {
     ASSERT_TRUE(j->checkpoint(1, "c").ok());
   }
   {
-    // As a journal written before compactions was.
+    // As a journal written before compactions (and self-contained checkpoints) was.
     auto db = sqlite::Database::open(path, false);
     ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->exec("DROP TABLE checkpoint_results").ok());
+    ASSERT_TRUE(db->exec("ALTER TABLE checkpoints DROP COLUMN transcript").ok());
     ASSERT_TRUE(db->exec("ALTER TABLE processes DROP COLUMN context").ok());
     ASSERT_TRUE(db->exec("ALTER TABLE checkpoints DROP COLUMN context").ok());
     ASSERT_TRUE(db->exec("PRAGMA user_version=1").ok());
@@ -375,7 +412,8 @@ TEST(ProcessJournal, AVersionOneFileIsReadAndUpgraded) {
     auto p = j->load(1);
     ASSERT_TRUE(p.ok()) << p.error().message();
     EXPECT_FALSE(p->context.compacted());
-    EXPECT_EQ(p->checkpoints.size(), 1u);
+    ASSERT_EQ(p->checkpoints.size(), 1u);
+    EXPECT_EQ(j->restore(1, p->checkpoints[0].id)->transcript, (std::vector<int32_t>{1, 2}));
   }
   auto j = open_ok(path);
   ASSERT_TRUE(j);
@@ -386,6 +424,165 @@ TEST(ProcessJournal, AVersionOneFileIsReadAndUpgraded) {
   ASSERT_TRUE(p.ok()) << p.error().message();
   EXPECT_EQ(p->context.compactions, 1);
   EXPECT_EQ(p->transcript, (std::vector<int32_t>{1, 2, 3}));
+  // Upgraded to self-contained (version 3): its checkpoint outlived the compaction.
+  ASSERT_EQ(p->checkpoints.size(), 1u);
+  EXPECT_EQ(j->restore(1, p->checkpoints[0].id)->transcript, (std::vector<int32_t>{1, 2}));
+}
+
+// A checkpoint's data as restore() gives it, to compare two restores.
+std::string restored_text(ProcessJournal& j, uint64_t pid, int64_t id) {
+  auto c = j.restore(pid, id);
+  if (!c.ok()) return "error: " + c.error().message();
+  std::string out = c->label + " " + std::to_string(c->tokens) + " " +
+                    std::to_string(c->tool_calls) + " " + to_json_text(c->context) + " [";
+  for (int32_t t : c->transcript) out += std::to_string(t) + " ";
+  out += "]";
+  for (const auto& r : c->tool_results)
+    out += str_cat(" (", r.call_index, " ", r.name, " ", r.arguments, " ", r.result, " ",
+                   r.at_token, ")");
+  return out;
+}
+
+TEST(ProcessJournal, AVersionTwoFileWithCheckpointsIsReadAndUpgraded) {
+  TempDir dir;
+  const std::string path = dir.path() + "/journal.db";
+  std::vector<std::pair<uint64_t, int64_t>> checkpoints;
+  std::vector<std::string> expected;
+  {
+    auto j = open_ok(path);
+    ASSERT_TRUE(j);
+    // Process 1, never compacted: a checkpoint after each call.
+    ASSERT_TRUE(j->begin_process(1, "{}", 0, std::vector<int32_t>{0, 1, 2}).ok());
+    ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{3, 4}).ok());
+    ASSERT_TRUE(j->record_tool_result(1, 0, "a", R"({"x":1})", "r0").ok());
+    ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{5, 6}).ok());
+    checkpoints.emplace_back(1, *j->checkpoint(1, "one"));
+    ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{7}).ok());
+    ASSERT_TRUE(j->record_tool_result(1, 1, "b", "{}", "r1").ok());
+    ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{8, 9}).ok());
+    checkpoints.emplace_back(1, *j->checkpoint(1, "two"));
+    ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{10}).ok());
+    // Process 2, compacted (call 0 moved out, its position stale) and then checkpointed, as a
+    // version-2 journal could hold one.
+    ASSERT_TRUE(j->begin_process(2, "{}", 0, std::vector<int32_t>{0, 1, 2}).ok());
+    ASSERT_TRUE(j->append_tokens(2, std::vector<int32_t>{3, 4, 5, 6, 7, 8}).ok());
+    ASSERT_TRUE(j->record_tool_result(2, 0, "a", "{}", "moved").ok());
+    ASSERT_TRUE(j->append_tokens(2, std::vector<int32_t>{9}).ok());
+    ASSERT_TRUE(j->record_tool_result(2, 1, "b", "{}", "kept").ok());
+    ASSERT_TRUE(j->append_tokens(2, std::vector<int32_t>{10, 11}).ok());
+    JournalContext c{.compactions = 1, .calls = 1, .start = 4, .generated = 6, .appended = 0,
+                     .turns = 1};
+    ASSERT_TRUE(j->replace_context(2, std::vector<int32_t>{0, 1, 2, 90, 9, 10, 11}, c, 6).ok());
+    checkpoints.emplace_back(2, *j->checkpoint(2, "compacted"));
+    for (const auto& [pid, id] : checkpoints) expected.push_back(restored_text(*j, pid, id));
+  }
+  EXPECT_THAT(expected[1], HasSubstr(R"([0 1 2 3 4 5 6 7 8 9 ] (0 a {"x":1} r0 5) (1 b {} r1 8))"));
+  EXPECT_THAT(expected[2], HasSubstr("[0 1 2 90 9 10 11 ] (0 a {} moved 9) (1 b {} kept 4)"));
+  {
+    // As a version-2 journal was: checkpoints as lengths into the process's transcript.
+    auto db = sqlite::Database::open(path, false);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(db->exec("DROP TABLE checkpoint_results").ok());
+    ASSERT_TRUE(db->exec("ALTER TABLE checkpoints DROP COLUMN transcript").ok());
+    ASSERT_TRUE(db->exec("PRAGMA user_version=2").ok());
+  }
+  {
+    // Read-only: read as it is, each checkpoint computed from its process's transcript.
+    auto j = open_ok(path, {.read_only = true});
+    ASSERT_TRUE(j);
+    for (size_t i = 0; i < checkpoints.size(); ++i)
+      EXPECT_EQ(restored_text(*j, checkpoints[i].first, checkpoints[i].second), expected[i]) << i;
+    EXPECT_EQ(j->load(1)->checkpoints.size(), 2u);
+  }
+  {
+    auto db = sqlite::Database::open(path, true);
+    ASSERT_TRUE(db.ok());
+    EXPECT_EQ(*db->query_int("PRAGMA user_version"), 2);
+  }
+  auto j = open_ok(path);
+  ASSERT_TRUE(j);
+  for (size_t i = 0; i < checkpoints.size(); ++i)
+    EXPECT_EQ(restored_text(*j, checkpoints[i].first, checkpoints[i].second), expected[i]) << i;
+  // Upgraded: the checkpoints hold their own data now, and a compaction keeps them.
+  ASSERT_TRUE(j->replace_context(1, std::vector<int32_t>{0, 1, 2, 91, 10},
+                                 JournalContext{.compactions = 1, .calls = 2, .start = 4,
+                                                .generated = 6, .appended = 2, .turns = 2},
+                                 0)
+                  .ok());
+  j.reset();
+  j = open_ok(path);
+  for (size_t i = 0; i < checkpoints.size(); ++i)
+    EXPECT_EQ(restored_text(*j, checkpoints[i].first, checkpoints[i].second), expected[i]) << i;
+  auto db = sqlite::Database::open(path, true);
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*db->query_int("PRAGMA user_version"), kJournalSchemaVersion);
+  EXPECT_EQ(*db->query_int("SELECT count(*) FROM checkpoint_results"), 5);
+}
+
+TEST(ProcessJournal, ForgettingAProcessDeletesItsCheckpoints) {
+  TempDir dir;
+  const std::string path = dir.path() + "/journal.db";
+  auto j = open_ok(path);
+  ASSERT_TRUE(j);
+  for (uint64_t pid : {1, 2}) {
+    ASSERT_TRUE(j->begin_process(pid, "{}", 0, std::vector<int32_t>{1, 2, 3}).ok());
+    ASSERT_TRUE(j->record_tool_result(pid, 0, "a", "{}", "r").ok());
+    ASSERT_TRUE(j->checkpoint(pid, "x").ok());
+    ASSERT_TRUE(j->checkpoint(pid, "y").ok());
+    ASSERT_TRUE(j->exit(pid, "{}").ok());
+  }
+  const int64_t id = *j->find_checkpoint(1, "x");
+  ASSERT_TRUE(j->forget(1).ok());
+  EXPECT_EQ(code_of(j->restore(1, id)), Errc::not_found);
+  EXPECT_EQ(code_of(j->checkpoint_pid(id)), Errc::not_found);
+  EXPECT_EQ(j->stats()->checkpoints, 2);
+  auto db = sqlite::Database::open(path, true);
+  ASSERT_TRUE(db.ok());
+  // Only process 2's: two checkpoints of one result each.
+  EXPECT_EQ(*db->query_int("SELECT count(*) FROM checkpoint_results"), 2);
+  EXPECT_EQ(*db->query_int("SELECT count(*) FROM checkpoint_results WHERE checkpoint NOT IN "
+                           "(SELECT id FROM checkpoints WHERE pid = 2)"),
+            0);
+  EXPECT_TRUE(j->restore(2, *j->find_checkpoint(2, "y")).ok());
+}
+
+TEST(ProcessJournal, ADamagedCheckpointIsCorrupt) {
+  TempDir dir;
+  const std::string path = dir.path() + "/journal.db";
+  auto j = open_ok(path);
+  ASSERT_TRUE(j);
+  ASSERT_TRUE(j->begin_process(1, "{}", 0, std::vector<int32_t>{1, 2, 3}).ok());
+  ASSERT_TRUE(j->record_tool_result(1, 0, "a", "{}", "r0").ok());
+  ASSERT_TRUE(j->append_tokens(1, std::vector<int32_t>{4}).ok());
+  ASSERT_TRUE(j->record_tool_result(1, 1, "b", "{}", "r1").ok());
+  const int64_t id = *j->checkpoint(1, "x");
+  ASSERT_TRUE(j->restore(1, id).ok());
+  auto db = sqlite::Database::open(path, false);
+  ASSERT_TRUE(db.ok());
+  const auto damaged = [&](const std::string& sql, const std::string& undo, const char* says) {
+    ASSERT_TRUE(db->exec(sql).ok()) << sql;
+    auto c = j->restore(1, id);
+    ASSERT_FALSE(c.ok()) << sql;
+    EXPECT_EQ(c.error().code(), Errc::corrupt) << sql;
+    EXPECT_THAT(c.error().message(), HasSubstr(says)) << sql;
+    ASSERT_TRUE(db->exec(undo).ok()) << undo;
+    ASSERT_TRUE(j->restore(1, id).ok()) << undo;
+  };
+  const std::string whole = "UPDATE checkpoints SET transcript = '1 2 3 4'";
+  damaged("UPDATE checkpoints SET transcript = '1 x 3 4'", whole, "malformed transcript");
+  damaged("UPDATE checkpoints SET transcript = '1 2 3'", whole, "holds 3 tokens");
+  damaged("UPDATE checkpoints SET context = '{'", "UPDATE checkpoints SET context = ''", "context");
+  damaged("UPDATE checkpoint_results SET call_index = 5 WHERE call_index = 0",
+          "UPDATE checkpoint_results SET call_index = 0 WHERE call_index = 5", "tool result 0");
+  damaged("UPDATE checkpoint_results SET at_token = 9 WHERE call_index = 1",
+          "UPDATE checkpoint_results SET at_token = 4 WHERE call_index = 1", "tool result 1");
+  damaged("DELETE FROM checkpoint_results WHERE call_index = 1",
+          str_cat("INSERT INTO checkpoint_results VALUES (", id, ", 1, 'b', '{}', 'r1', 4)"),
+          "holds 1 tool results");
+  // Damage to the process's own rows is refused at the checkpoint, not copied into it.
+  ASSERT_TRUE(db->exec("UPDATE transcript SET tokens = '1 x' WHERE pid = 1 AND start = 0").ok());
+  EXPECT_EQ(code_of(j->checkpoint(1, "y")), Errc::corrupt);
+  EXPECT_EQ(j->load(1).error().code(), Errc::corrupt);
 }
 
 TEST(ProcessJournal, DamagedFilesAreReportedNotMisread) {
@@ -401,7 +598,8 @@ TEST(ProcessJournal, DamagedFilesAreReportedNotMisread) {
     const std::string path = dir.path() + "/newer.db";
     {
       auto db = sqlite::Database::open(path, false);
-      ASSERT_TRUE(db->exec("PRAGMA user_version=3").ok());
+      ASSERT_TRUE(
+          db->exec("PRAGMA user_version=" + std::to_string(kJournalSchemaVersion + 1)).ok());
     }
     EXPECT_EQ(code_of(ProcessJournal::open(path)), Errc::unsupported);
   }
