@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/log.h"
@@ -45,6 +47,28 @@ Result<int> lock_journal(const std::string& path) {
 }
 
 // A process record for one that could not be revived.
+// For each revived process still live, what `pick` takes from each of its recorded results of
+// syscall `name` (arguments and result parsed; a result it gives nothing for is skipped).
+template <typename T>
+std::map<Pid, std::set<T>> recorded_numbers(
+    const AgentLoop& loop, const std::vector<memory::JournalProcess>& revived,
+    std::string_view name,
+    const std::function<std::optional<T>(const nlohmann::json&, const nlohmann::json&)>& pick) {
+  std::map<Pid, std::set<T>> out;
+  for (const memory::JournalProcess& jp : revived) {
+    const Process* p = loop.process(jp.pid);
+    if (p == nullptr || p->exit) continue;
+    std::set<T>& numbers = out[jp.pid];
+    for (const memory::JournalToolResult& r : jp.tool_results) {
+      if (r.name != name) continue;
+      const std::optional<T> n = pick(nlohmann::json::parse(r.arguments, nullptr, false),
+                                      nlohmann::json::parse(r.result, nullptr, false));
+      if (n) numbers.insert(*n);
+    }
+  }
+  return out;
+}
+
 Process failed_record(const memory::JournalProcess& jp, const std::string& error) {
   Process p;
   p.pid = jp.pid;
@@ -213,18 +237,13 @@ void Kernel::restore_mailboxes(const std::vector<memory::JournalProcess>& revive
     log::warn("kernel", "stored messages not read: ", stored.error().message());
     return;
   }
-  std::map<Pid, std::set<int64_t>> given;  // live process -> message ids its results hold
-  for (const memory::JournalProcess& jp : revived) {
-    const Process* p = loop_->process(jp.pid);
-    if (p == nullptr || p->exit) continue;
-    std::set<int64_t>& ids = given[jp.pid];
-    for (const memory::JournalToolResult& r : jp.tool_results) {
-      if (r.name != "msg.recv") continue;
-      const auto result = nlohmann::json::parse(r.result, nullptr, false);
-      if (result.is_object() && result.contains("id") && result["id"].is_number_integer())
-        ids.insert(result["id"].get<int64_t>());
-    }
-  }
+  // Live process -> the ids of the messages its recorded msg.recv results gave it.
+  const std::map<Pid, std::set<int64_t>> given = recorded_numbers<int64_t>(
+      *loop_, revived, "msg.recv", [](const nlohmann::json&, const nlohmann::json& result) {
+        return result.is_object() && result.contains("id") && result["id"].is_number_integer()
+                   ? std::optional<int64_t>(result["id"].get<int64_t>())
+                   : std::nullopt;
+      });
   std::vector<int64_t> forget;
   size_t back = 0;
   for (memory::StoredMessage& m : *stored) {
@@ -250,21 +269,15 @@ void Kernel::restore_mailboxes(const std::vector<memory::JournalProcess>& revive
 // proc.wait result is recorded) is left out, as it would have been.
 void Kernel::restore_exited_children(const std::vector<memory::JournalProcess>& revived) {
   if (!dispatcher_) return;
-  std::map<Pid, std::set<Pid>> waited;  // revived parent -> children it waited for
-  for (const memory::JournalProcess& jp : revived) {
-    const Process* p = loop_->process(jp.pid);
-    if (p == nullptr || p->exit) continue;
-    std::set<Pid>& w = waited[jp.pid];
-    for (const memory::JournalToolResult& r : jp.tool_results) {
-      if (r.name != "proc.wait") continue;
-      const auto args = nlohmann::json::parse(r.arguments, nullptr, false);
-      const auto result = nlohmann::json::parse(r.result, nullptr, false);
-      // A wait that timed out or failed leaves the child to be waited for again.
-      if (args.is_object() && args.contains("pid") && args["pid"].is_number_unsigned() &&
-          result.is_object() && result.contains("reason"))
-        w.insert(args["pid"].get<Pid>());
-    }
-  }
+  // Revived parent -> the children its recorded proc.wait results say it was told about (a wait
+  // that timed out or failed leaves the child to be waited for again).
+  const std::map<Pid, std::set<Pid>> waited = recorded_numbers<Pid>(
+      *loop_, revived, "proc.wait", [](const nlohmann::json& args, const nlohmann::json& result) {
+        return args.is_object() && args.contains("pid") && args["pid"].is_number_unsigned() &&
+                       result.is_object() && result.contains("reason")
+                   ? std::optional<Pid>(args["pid"].get<Pid>())
+                   : std::nullopt;
+      });
   if (waited.empty()) return;
   for (const nlohmann::json& record : journaled_exits(kJournaledExits)) {
     const Pid parent = record.value("parent", Pid{0});

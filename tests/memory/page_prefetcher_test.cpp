@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "memory/page_writer.h"
+#include "tests/memory/page_fixtures.h"
 #include "tests/memory/temp_dir.h"
 
 namespace icam::memory {
@@ -21,27 +22,11 @@ namespace {
 
 using testing::TempDir;
 
-PageShape shape() {
-  PageShape s;
-  s.tokens = 8;
-  s.layers = 2;
-  s.kv_dim = 32;
-  return s;
-}
+PageShape shape() { return testing::test_shape(8, 2, 32); }
 
-ModelIdentity model(uint8_t b) {
-  ModelIdentity m;
-  m.digest.fill(b);
-  return m;
-}
+ModelIdentity model(uint8_t b) { return testing::test_model(b); }
 
-PageHash hash_of(int i) {
-  PageHash h{};
-  h[0] = static_cast<uint8_t>(i);
-  h[1] = static_cast<uint8_t>(i >> 8);
-  h[31] = 0xC3;
-  return h;
-}
+PageHash hash_of(int i) { return testing::test_hash(i, 0xC3); }
 
 std::vector<PageHash> hashes(int from, int to) {
   std::vector<PageHash> out;
@@ -49,11 +34,7 @@ std::vector<PageHash> hashes(int from, int to) {
   return out;
 }
 
-std::vector<uint8_t> payload(int i) {
-  std::vector<uint8_t> p(shape().payload_bytes());
-  for (size_t j = 0; j < p.size(); ++j) p[j] = static_cast<uint8_t>(j * 7 + i * 3);
-  return p;
-}
+std::vector<uint8_t> payload(int i) { return testing::test_payload(shape(), i); }
 
 // Every page requested is, once nothing is in flight and staging is cleared, accounted for once.
 void expect_balanced(PagePrefetcher& p) {

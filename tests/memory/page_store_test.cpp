@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/memory/page_fixtures.h"
 #include "tests/memory/temp_dir.h"
 
 namespace icam::memory {
@@ -21,19 +22,9 @@ namespace {
 
 using testing::TempDir;
 
-PageShape shape() {
-  PageShape s;
-  s.tokens = 4;
-  s.layers = 2;
-  s.kv_dim = 8;
-  return s;
-}
+PageShape shape() { return testing::test_shape(4, 2, 8); }
 
-ModelIdentity identity(uint8_t b) {
-  ModelIdentity m;
-  m.digest.fill(b);
-  return m;
-}
+ModelIdentity identity(uint8_t b) { return testing::test_model(b); }
 
 PageHash key(uint8_t b) {
   PageHash h{};

@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "tests/memory/page_fixtures.h"
 #include "tests/memory/temp_dir.h"
 
 namespace icam::memory {
@@ -14,33 +15,13 @@ namespace {
 
 using testing::TempDir;
 
-PageShape shape() {
-  PageShape s;
-  s.tokens = 16;
-  s.layers = 4;
-  s.kv_dim = 64;
-  return s;
-}
+PageShape shape() { return testing::test_shape(16, 4, 64); }
 
-ModelIdentity model(uint8_t b) {
-  ModelIdentity m;
-  m.digest.fill(b);
-  return m;
-}
+ModelIdentity model(uint8_t b) { return testing::test_model(b); }
 
-PageHash hash_of(int i) {
-  PageHash h{};
-  h[0] = static_cast<uint8_t>(i);
-  h[1] = static_cast<uint8_t>(i >> 8);
-  h[31] = 0x5A;
-  return h;
-}
+PageHash hash_of(int i) { return testing::test_hash(i, 0x5A); }
 
-std::vector<uint8_t> payload(int i) {
-  std::vector<uint8_t> p(shape().payload_bytes());
-  for (size_t j = 0; j < p.size(); ++j) p[j] = static_cast<uint8_t>(j * 13 + i);
-  return p;
-}
+std::vector<uint8_t> payload(int i) { return testing::test_payload(shape(), i); }
 
 TEST(PageWriter, QueuedPagesAreReadableAtOnceAndAllReachTheStore) {
   TempDir dir;
