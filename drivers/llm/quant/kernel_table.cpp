@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "common/cpu_features.h"
@@ -10,6 +11,12 @@
 
 namespace icam::llm {
 namespace {
+
+// An environment switch: set, non-empty and not "0".
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
 
 FormatKernels& slot(KernelTable& table, GgmlType t) {
   return table.formats[static_cast<uint32_t>(t)];
@@ -67,12 +74,29 @@ KernelTable make_avx2_table() {
     slot(k, GgmlType::Q8_0).packed_dot = avx512vnni::packed_dot_q8_0;
     slot(k, GgmlType::Q5_0).packed_dot = avx512vnni::packed_dot_q5_0;
   }
+  // 512-bit kernels on pairs of groups, same results again (they use VNNI too, so ICAM_NO_VNNI
+  // turns them off as well); ICAM_NO_AVX512=1 keeps only the 256-bit ones, for comparison.
+  if (!vnni.empty() && cpu_has_avx512_packed() && !env_flag("ICAM_NO_AVX512")) {
+    slot(k, GgmlType::Q8_0).packed_dot_pair = avx512::packed_dot_pair_q8_0;
+    slot(k, GgmlType::Q5_0).packed_dot_pair = avx512::packed_dot_pair_q5_0;
+  }
   return k;
 }
 
 const FormatKernels kNoKernels{};
 
 }  // namespace
+
+bool cpu_has_avx512_packed() {
+#if defined(__x86_64__) || defined(__i386__)
+  // cpu_features() checks AVX512F, VL and VNNI and the OS's AVX-512 state; the kernels also use
+  // AVX512BW (byte and word operations on 512-bit vectors).
+  static const bool has = cpu_features().avx512_vnni_vl && __builtin_cpu_supports("avx512bw");
+  return has;
+#else
+  return false;
+#endif
+}
 
 size_t activation_row_bytes(ActivationFormat f, int64_t n) {
   const auto count = static_cast<size_t>(n);
@@ -83,7 +107,7 @@ size_t activation_row_bytes(ActivationFormat f, int64_t n) {
     case ActivationFormat::bf16:
       return count * sizeof(uint16_t);
     case ActivationFormat::q8_0:
-      return count / kBlock32 * (kBlock32 + 2 * sizeof(float));
+      return count / kBlock32 * (kBlock32 + 2 * sizeof(float) + 8 * sizeof(int32_t));
     case ActivationFormat::q8_k:
       return count / kBlock256 * sizeof(BlockQ8_K);
   }

@@ -32,6 +32,9 @@ struct FormatKernels {
   ActivationFormat activations = ActivationFormat::f32;  // what `dot` takes as activations
   // Dot products on the packed layout (packed_layout.h); null: the type is not packed.
   PackedDotFn packed_dot = nullptr;
+  // The same on two groups at once (16 rows), where the CPU has a faster kernel for that; null:
+  // packed_dot on each group.
+  PackedDotPairFn packed_dot_pair = nullptr;
 };
 
 // Type ids run from 0 to 30 (BF16); the table has a slot for each, empty for unsupported ones.
@@ -50,6 +53,11 @@ struct KernelTable {
 const KernelTable& scalar_kernels();
 // The AVX2 kernels (with scalar ones where no AVX2 version exists), or null unless use_avx2().
 const KernelTable* avx2_kernels();
+// True when the 512-bit packed kernels (avx512::packed_dot_pair_*) may run on this CPU:
+// AVX512F, BW, VL and VNNI with the OS saving the AVX-512 state. ICAM_NO_AVX512=1 in the
+// environment keeps the 512-bit kernels out of the active table, leaving the 256-bit ones (for
+// A/B comparisons), but does not change this answer.
+bool cpu_has_avx512_packed();
 // avx2_kernels() when available, otherwise scalar_kernels(); decided once.
 const KernelTable& active_kernels();
 

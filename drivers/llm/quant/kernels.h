@@ -34,9 +34,13 @@ inline constexpr int kMaxDotCols = 4;
 //   int8_t codes[nb * 32];   // element order
 //   float  scale[nb];        // the block's fp16 scale, widened
 //   float  scaled_sum[nb];   // scale * (sum of the block's codes), exact in float
+//   int32_t neg_chunk_sum[nb * 8];  // [8b + k]: -128 * (sum of codes 4k .. 4k+3 of block b)
 // Float scales save an fp16 conversion per block and column; scaled sums let the 4- and 5-bit
-// formats multiply unsigned codes and subtract their offset once per 8 blocks.
-// Its size is activation_row_bytes(ActivationFormat::q8_0, n) (kernel_table.h): 40 bytes a block.
+// formats multiply unsigned codes and subtract their offset once per 8 blocks. The chunk sums
+// let the 512-bit packed Q8_0 kernels (packed_dot_avx512.cpp) feed weights biased by +128 as
+// unsigned bytes to vpdpbusd, starting each 4-element sum at -128 * (the activations' sum): the
+// same integer as the signed product, with no per-chunk sign fix-up.
+// Its size is activation_row_bytes(ActivationFormat::q8_0, n) (kernel_table.h): 72 bytes a block.
 
 // The portable reference set.
 namespace scalar {

@@ -31,6 +31,12 @@ inline constexpr int kMaxPackedCols = 4;
 using PackedDotFn = void (*)(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride,
                              int nx, float* out);
 
+// As PackedDotFn for two consecutive groups (16 rows), the second group_bytes after the first:
+// out[16 * c + r] for rows r = 0..7 of the first group and 8 + r of the second. Bit-identical to
+// two PackedDotFn calls.
+using PackedDotPairFn = void (*)(int64_t n, const uint8_t* group, size_t group_bytes,
+                                 const uint8_t* x, size_t x_stride, int nx, float* out);
+
 // Bytes of the scale table at the start of a group, padding included.
 constexpr size_t packed_scale_bytes(int64_t blocks) {
   return (static_cast<size_t>(blocks) * 2 * kPackRows + 31) & ~size_t{31};
@@ -60,5 +66,12 @@ namespace avx512vnni {
 ICAM_PACKED_DOT_DECLARATIONS
 }  // namespace avx512vnni
 #undef ICAM_PACKED_DOT_DECLARATIONS
+// 512-bit kernels (AVX512F/BW/VL + AVX512-VNNI): two groups per call.
+namespace avx512 {
+void packed_dot_pair_q8_0(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+                          size_t x_stride, int nx, float* out);
+void packed_dot_pair_q5_0(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+                          size_t x_stride, int nx, float* out);
+}  // namespace avx512
 
 }  // namespace icam::llm

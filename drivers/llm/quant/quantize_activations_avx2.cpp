@@ -46,10 +46,14 @@ __m256i round_to_int8(const float* x, __m256 scale) {
   return _mm256_permutevar8x32_epi32(packed8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-// The sum of 32 int8 codes.
-int sum_codes(__m256i q) {
+// Lane k: the sum of codes 4k .. 4k+3 of 32 int8 codes.
+__m256i sum_chunks(__m256i q) {
   const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);
-  const __m256i quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+// The sum of 32 int8 codes, from their chunk sums.
+int sum_codes(__m256i quads) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
   s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
@@ -63,6 +67,7 @@ void quantize_q8_0_activations(const float* src, void* dst, int64_t n) {
   auto* codes = static_cast<int8_t*>(dst);
   auto* scales = reinterpret_cast<float*>(codes + blocks * kBlock32);
   float* scaled_sums = scales + blocks;
+  auto* neg_chunk_sums = reinterpret_cast<int32_t*>(scaled_sums + blocks);
   for (int64_t b = 0; b < blocks; ++b) {
     const float* x = src + b * kBlock32;
     const float amax = max_abs(x, kBlock32);
@@ -70,7 +75,10 @@ void quantize_q8_0_activations(const float* src, void* dst, int64_t n) {
     const __m256i q = round_to_int8(x, _mm256_set1_ps(inverse));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + b * kBlock32), q);
     scales[b] = _cvtsh_ss(_cvtss_sh(amax / 127.0f, 0));
-    scaled_sums[b] = scales[b] * static_cast<float>(sum_codes(q));
+    const __m256i chunks = sum_chunks(q);
+    scaled_sums[b] = scales[b] * static_cast<float>(sum_codes(chunks));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(neg_chunk_sums + 8 * b),
+                        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(chunks, 7)));
   }
 }
 

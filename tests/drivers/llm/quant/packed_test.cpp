@@ -63,14 +63,16 @@ TEST_P(Packed, EqualsRowKernelsBitForBit) {
   struct Shape {
     int64_t rows, cols;
   };
-  for (const Shape shape : {Shape{8, 32}, Shape{19, 640}, Shape{64, 2048}, Shape{45, 96}}) {
+  // Odd group counts too: the 512-bit kernels take groups in pairs and the last one alone.
+  for (const Shape shape :
+       {Shape{8, 32}, Shape{19, 640}, Shape{64, 2048}, Shape{45, 96}, Shape{24, 160}}) {
     for (const bool random_bits : {false, true}) {
       const int64_t rows = shape.rows, cols = shape.cols;
       const std::vector<uint8_t> w =
           weights(t, rows, cols, random_bits, static_cast<uint32_t>(rows * 7 + cols));
       const PackedWeight p = PackedWeight::pack(t, w.data(), rows, cols);
       ASSERT_EQ(p.packed_rows(), rows / 8 * 8);
-      for (const int64_t batch : {1, 2, 3, 4, 5, 8, 9, 37}) {
+      for (const int64_t batch : {1, 2, 3, 4, 5, 8, 9, 16, 32, 37}) {
         SCOPED_TRACE(test::type_name(t) + " " + std::to_string(rows) + "x" + std::to_string(cols) +
                      " batch " + std::to_string(batch) + (random_bits ? " random bits" : ""));
         const std::vector<float> x = test::random_floats(static_cast<size_t>(batch * cols),
@@ -144,6 +146,57 @@ TEST_P(Packed, InstructionSetVariantsAgreeBitForBit) {
       }
     }
     if (tried == 0) GTEST_SKIP() << "this CPU has no VNNI variant";
+  }
+}
+
+// The 512-bit kernels on pairs of groups (16 rows) give, bit for bit, what the AVX2 kernel gives
+// on each group of the pair: every shape class (1 to 128 blocks, odd counts), 1 to 4 activation
+// rows per call (matmul takes longer batches 4 rows at a time), quantized normal weights and
+// random blocks (every code, Q8_0's -128 included), activations with extreme codes and all-zero
+// blocks.
+TEST_P(Packed, Avx512PairKernelsEqualAvx2BitForBit) {
+  const GgmlType t = GetParam();
+  if (!use_avx2() || (t != GgmlType::Q8_0 && t != GgmlType::Q5_0))
+    GTEST_SKIP() << "no packed kernels for this type on this CPU";
+  if (!cpu_has_avx512_packed()) GTEST_SKIP() << "this CPU has no AVX512F/BW/VL/VNNI";
+  const PackedDotFn single = t == GgmlType::Q8_0 ? avx2::packed_dot_q8_0 : avx2::packed_dot_q5_0;
+  const PackedDotPairFn pair =
+      t == GgmlType::Q8_0 ? avx512::packed_dot_pair_q8_0 : avx512::packed_dot_pair_q5_0;
+  for (const int64_t cols : {32, 64, 96, 224, 640, 2048, 4096}) {
+    for (const bool random_bits : {false, true}) {
+      const int64_t rows = 48;
+      const std::vector<uint8_t> w =
+          weights(t, rows, cols, random_bits, static_cast<uint32_t>(cols + random_bits));
+      const PackedWeight p = PackedWeight::pack(t, w.data(), rows, cols);
+      ASSERT_EQ(p.packed_rows(), rows);
+      std::vector<float> x =
+          test::random_floats(static_cast<size_t>(kMaxPackedCols * cols), static_cast<uint32_t>(cols));
+      // An all-zero block in row 1 and a block with one large element in row 2.
+      for (int j = 0; j < 32; ++j) x[static_cast<size_t>(cols) + j] = 0.0f;
+      x[static_cast<size_t>(2 * cols) + 5] = -1000.0f;
+      const size_t stride = activation_row_bytes(ActivationFormat::q8_0, cols);
+      std::vector<uint8_t> xq(stride * kMaxPackedCols);
+      for (int c = 0; c < kMaxPackedCols; ++c)
+        active_kernels()[ActivationFormat::q8_0].quantize(x.data() + c * cols,
+                                                          xq.data() + c * stride, cols);
+      for (int nx = 1; nx <= kMaxPackedCols; ++nx) {
+        for (int64_t g = 0; g + 1 < rows / kPackRows; ++g) {
+          std::vector<float> want(static_cast<size_t>(2 * kPackRows * nx));
+          std::vector<float> got(want.size(), -1.0f);
+          std::vector<float> one(static_cast<size_t>(kPackRows * nx));
+          for (int h = 0; h < 2; ++h) {
+            single(cols, p.group(g + h), xq.data(), stride, nx, one.data());
+            for (int c = 0; c < nx; ++c)
+              std::memcpy(want.data() + 2 * kPackRows * c + kPackRows * h,
+                          one.data() + kPackRows * c, sizeof(float) * kPackRows);
+          }
+          pair(cols, p.group(g), p.group_bytes(), xq.data(), stride, nx, got.data());
+          ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+              << test::type_name(t) << " cols " << cols << (random_bits ? " random bits" : "")
+              << ", " << nx << " activation rows, groups " << g << " and " << g + 1;
+        }
+      }
+    }
   }
 }
 

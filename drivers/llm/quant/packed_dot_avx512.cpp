@@ -1,0 +1,241 @@
+// 512-bit packed-group kernels (AVX512F/BW/VL + AVX512-VNNI): two packed groups of 8 rows (16
+// rows) per call, one zmm lane per row, on the same packed layout as the 256-bit kernels
+// (packed_layout.h) and with results bit-identical to them (packed_dot_kernels.inc).
+//
+// Compiled with AVX-512 flags (CMakeLists.txt): only call through the dispatch in
+// kernel_table.cpp on CPUs that have those sets; internal helpers only, no standard-library
+// templates (see vec_dot_avx2.cpp).
+//
+// What is the same as the 256-bit kernels: per row and activation row, eight float accumulators
+// (chunk k of every block adds d_w * d_x * (chunk k's exact integer sum) with a fused
+// multiply-add, block after block), summed at the end as ((l0 + l4) + (l2 + l6)) + ((l1 + l5) +
+// (l3 + l7)); the Q5_0 offset term kept by block mod 8. Only the vectors are twice as wide: lanes
+// 0-7 hold the rows of the first group, lanes 8-15 those of the second, so each integer dot
+// product, conversion and fused multiply-add serves 16 rows.
+//
+// What differs, in the integer part only (the sums are the same integers):
+// - Q8_0: vpdpbusd multiplies unsigned by signed bytes. The 256-bit kernels make the weights
+//   unsigned with vpsignb (|w| times the activation with w's sign), once per chunk and
+//   activation row; AVX-512 has no vpsignb. Here the weights are biased instead, w + 128 (an xor
+//   with 0x80, once per chunk for all activation rows), and each sum starts at -128 * (the sum of
+//   the activation chunk), precomputed by the activation quantizer (kernels.h): sum (w + 128) * a
+//   - 128 * sum a = sum w * a, exactly, in int32 (|sum| < 2^17). The activation codes reach
+//   vpdpbusd as an embedded 32-bit broadcast from memory, the start value as a broadcast load.
+// - Q5_0: the codes are unsigned already and go to vpdpbusd as they are, as in the 256-bit
+//   kernels.
+// - Register blocking: each weight vector (one chunk of 16 rows, loaded, biased or unpacked
+//   once) serves all the call's activation rows (up to 4). Up to 3 activation rows (Q5_0: 2)
+//   keep all 8 chunk accumulators of each in registers; more go over the blocks twice, chunks
+//   0-3 then 4-7, so that nothing spills. Each accumulator still sees its blocks in order.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "drivers/llm/quant/block_formats.h"
+#include "drivers/llm/quant/packed_layout.h"
+
+// GCC 12 warns about the undefined vectors inside its own 512-bit intrinsics' headers.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace icam::llm::avx512 {
+namespace {
+
+// The planar Q8_0 activation row of kernels.h.
+struct ActivationRow {
+  const int8_t* codes;
+  const float* scales;
+  const float* scaled_sums;
+  const int32_t* neg_chunk_sums;
+};
+
+ActivationRow activation_row(const uint8_t* x, size_t x_stride, int c, int64_t blocks) {
+  ActivationRow row;
+  row.codes = reinterpret_cast<const int8_t*>(x + c * x_stride);
+  row.scales = reinterpret_cast<const float*>(row.codes + blocks * kBlock32);
+  row.scaled_sums = row.scales + blocks;
+  row.neg_chunk_sums = reinterpret_cast<const int32_t*>(row.scaled_sums + blocks);
+  return row;
+}
+
+int32_t load32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// 32 bytes at p (first group, lanes 0-7) and at p + group_bytes (second group, lanes 8-15).
+__m512i load_pair(const uint8_t* p, size_t group_bytes) {
+  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + group_bytes));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+// The 16 rows' scales of block b.
+__m512 row_scales(const uint16_t* scales0, const uint16_t* scales1, int64_t b) {
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales0 + b * kPackRows));
+  const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales1 + b * kPackRows));
+  return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+}
+
+// As sum_lanes of packed_dot_kernels.inc, 16 rows at once.
+__m512 sum_lanes(const __m512 (&v)[8]) {
+  const __m512 t0 = _mm512_add_ps(v[0], v[4]);
+  const __m512 t1 = _mm512_add_ps(v[1], v[5]);
+  const __m512 t2 = _mm512_add_ps(v[2], v[6]);
+  const __m512 t3 = _mm512_add_ps(v[3], v[7]);
+  return _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3));
+}
+
+// Lanes 0-7 to out[0..7] (first group), lanes 8-15 to out[8..15] (second group).
+void store16(float* out, __m512 v) {
+  _mm512_storeu_ps(out, v);
+}
+
+// Bit k of each byte of the high-bit plane moved to bit 4 (see packed_dot_kernels.inc).
+template <int K>
+__m512i high_bit_to_bit4(__m512i plane) {
+  if constexpr (K < 4) {
+    return _mm512_slli_epi16(plane, 4 - K);
+  } else if constexpr (K == 4) {
+    return plane;
+  } else {
+    return _mm512_srli_epi16(plane, K - 4);
+  }
+}
+
+// Chunks K .. K + KC - 1 of block w (codes of the first group; the second's are group_bytes on)
+// as vpdpbusd's unsigned operand, for all activation rows.
+template <bool Q5, int K>
+__m512i weights(const uint8_t* w, size_t group_bytes, __m512i plane) {
+  if constexpr (!Q5) {
+    // Q8_0: the signed codes biased by +128 (the sums start at -128 * the activations' sum).
+    return _mm512_xor_si512(load_pair(w + 32 * K, group_bytes), _mm512_set1_epi8(-128));
+  } else {
+    // Q5_0: codes 0..31 from the nibbles of pair K / 2 and bit K of the high-bit plane.
+    const __m512i low4 = _mm512_set1_epi8(15);
+    const __m512i bit4 = _mm512_set1_epi8(16);
+    const __m512i nibbles = load_pair(w + 32 + 32 * (K / 2), group_bytes);
+    const __m512i low = (K % 2 == 0) ? nibbles : _mm512_srli_epi16(nibbles, 4);
+    // (low & 15) | (high & 16) as one ternary-logic operation on (low, 15, high & 16).
+    return _mm512_ternarylogic_epi32(low, low4,
+                                     _mm512_and_si512(high_bit_to_bit4<K>(plane), bit4), 0xEA);
+  }
+}
+
+// f.operator()<J>() for J = 0 .. N - 1, unrolled (J is a shift count in the Q5_0 unpacking).
+template <int J, int N, typename F>
+__attribute__((always_inline)) inline void unroll(const F& f) {
+  if constexpr (J < N) {
+    f.template operator()<J>();
+    unroll<J + 1, N>(f);
+  }
+}
+
+constexpr size_t kPrefetchAhead = 2048;
+
+// One pass over the blocks for chunks K0 .. K0 + KC - 1 of NX activation rows; leaves chunk k's
+// accumulator of activation row c in total[c][k].
+template <bool Q5, int NX, int K0, int KC>
+__attribute__((always_inline)) inline void pass(int64_t blocks, const uint16_t* scales0,
+                                                const uint16_t* scales1, const uint8_t* codes,
+                                                size_t group_bytes, const ActivationRow* act,
+                                                __m512 (&total)[NX][8]) {
+  constexpr size_t block_bytes = Q5 ? packed_q5_0_block_bytes() : packed_q8_0_block_bytes();
+  __m512 acc[NX][KC];
+#pragma GCC unroll 4
+  for (int c = 0; c < NX; ++c)
+#pragma GCC unroll 8
+    for (int k = 0; k < KC; ++k) acc[c][k] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __m512 dw = row_scales(scales0, scales1, b);
+    __m512 d[NX];
+#pragma GCC unroll 4
+    for (int c = 0; c < NX; ++c) d[c] = _mm512_mul_ps(dw, _mm512_set1_ps(act[c].scales[b]));
+    const uint8_t* w = codes + b * block_bytes;
+    if constexpr (K0 == 0) {
+      // Weights come from memory in the first pass over a pair of groups (a second pass and the
+      // calls for further activation rows find them in cache). Ask for them 2 KiB ahead in both
+      // groups (past a group's end: the next groups): on the 2-core Xeon the hardware prefetchers
+      // alone left the batch-4 kernel waiting on memory (54 -> 68 G multiply-adds/s a core).
+      for (size_t i = 0; i < block_bytes; i += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetchAhead + i), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w + group_bytes + kPrefetchAhead + i),
+                     _MM_HINT_T0);
+      }
+    }
+    const __m512i plane = Q5 ? load_pair(w, group_bytes) : _mm512_setzero_si512();
+    const auto step = [&]<int J>() {
+      constexpr int k = K0 + J;
+      const __m512i q = weights<Q5, k>(w, group_bytes, plane);
+#pragma GCC unroll 4
+      for (int c = 0; c < NX; ++c) {
+        const __m512i a = _mm512_set1_epi32(load32(act[c].codes + b * kBlock32 + 4 * k));
+        const __m512i start =
+            Q5 ? _mm512_setzero_si512() : _mm512_set1_epi32(act[c].neg_chunk_sums[8 * b + k]);
+        const __m512i dot = _mm512_dpbusd_epi32(start, q, a);
+        acc[c][J] = _mm512_fmadd_ps(d[c], _mm512_cvtepi32_ps(dot), acc[c][J]);
+      }
+    };
+    unroll<0, KC>(step);
+  }
+  for (int c = 0; c < NX; ++c)
+    for (int k = 0; k < KC; ++k) total[c][K0 + k] = acc[c][k];
+}
+
+template <bool Q5, int NX>
+void pair_cols(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+               size_t x_stride, float* out) {
+  const int64_t blocks = n / kBlock32;
+  const auto* scales0 = reinterpret_cast<const uint16_t*>(group);
+  const auto* scales1 = reinterpret_cast<const uint16_t*>(group + group_bytes);
+  const uint8_t* codes = group + packed_scale_bytes(blocks);
+  ActivationRow act[NX];
+  for (int c = 0; c < NX; ++c) act[c] = activation_row(x, x_stride, c, blocks);
+  __m512 total[NX][8];
+  // All 8 chunk accumulators of every activation row in registers where they fit.
+  // (Measured on a 2-core Xeon with AVX-512: the Q5_0 unpacking needs more registers.)
+  constexpr int kChunksPerPass = NX <= (Q5 ? 2 : 3) ? 8 : 4;
+  pass<Q5, NX, 0, kChunksPerPass>(blocks, scales0, scales1, codes, group_bytes, act, total);
+  if constexpr (kChunksPerPass == 4)
+    pass<Q5, NX, 4, 4>(blocks, scales0, scales1, codes, group_bytes, act, total);
+  for (int c = 0; c < NX; ++c) {
+    if constexpr (!Q5) {
+      store16(out + 2 * kPackRows * c, sum_lanes(total[c]));
+    } else {
+      // The codes' offset of 16, as in packed_dot_kernels.inc: accumulator k takes blocks
+      // b = k mod 8.
+      __m512 offset[8];
+      for (int k = 0; k < 8; ++k) offset[k] = _mm512_setzero_ps();
+      for (int64_t b = 0; b < blocks; ++b)
+        offset[b % 8] = _mm512_fmadd_ps(row_scales(scales0, scales1, b),
+                                        _mm512_set1_ps(act[c].scaled_sums[b]), offset[b % 8]);
+      const __m512 sum =
+          _mm512_sub_ps(sum_lanes(total[c]), _mm512_mul_ps(_mm512_set1_ps(16.0f), sum_lanes(offset)));
+      store16(out + 2 * kPackRows * c, sum);
+    }
+  }
+}
+
+using PairFn = void (*)(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+                        size_t x_stride, float* out);
+
+constexpr PairFn kQ8_0[kMaxPackedCols] = {pair_cols<false, 1>, pair_cols<false, 2>,
+                                          pair_cols<false, 3>, pair_cols<false, 4>};
+constexpr PairFn kQ5_0[kMaxPackedCols] = {pair_cols<true, 1>, pair_cols<true, 2>,
+                                          pair_cols<true, 3>, pair_cols<true, 4>};
+
+}  // namespace
+
+void packed_dot_pair_q8_0(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+                          size_t x_stride, int nx, float* out) {
+  kQ8_0[nx - 1](n, group, group_bytes, x, x_stride, out);
+}
+
+void packed_dot_pair_q5_0(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+                          size_t x_stride, int nx, float* out) {
+  kQ5_0[nx - 1](n, group, group_bytes, x, x_stride, out);
+}
+
+}  // namespace icam::llm::avx512
