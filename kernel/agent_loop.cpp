@@ -155,7 +155,8 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
   ICAM_TRY_CTX(handler_.on_spawn(p, job), "job '" + job.name + "'");
 
   if (constrained_tool_calls_) {
-    auto filter = make_tool_filter(p.tools);
+    // The same external tools as the prompt's (the handler answers a job the same each time).
+    auto filter = make_tool_filter(p.tools, handler_.external_tools(job));
     if (!filter.ok()) {
       handler_.on_exit(p);  // undo on_spawn: the process never ran
       return std::move(filter).error().with_context("job '" + job.name + "'");
@@ -201,9 +202,35 @@ Result<Pid> AgentLoop::spawn(const JobSpec& job, Pid parent, std::optional<uint3
 }
 
 Result<std::shared_ptr<ToolCallFilter>> AgentLoop::make_tool_filter(
-    const std::vector<std::string>& tools) {
+    const std::vector<std::string>& tools, const std::vector<ExternalTool>& external) {
   if (!token_bytes_) token_bytes_ = TokenBytes::build(tokenizer_);
-  auto grammar = std::make_shared<const ToolCallGrammar>(ICAM_TRY(ToolCallGrammar::create(tools)));
+  std::shared_ptr<const ToolCallGrammar> grammar;
+  const bool calls_external =
+      !external.empty() && std::find(tools.begin(), tools.end(), "tool.call") != tools.end();
+  if (calls_external) {
+    // Drivers' schemas are not the kernel's. A tool whose schema the automaton cannot follow
+    // (bounds on a number are common) keeps its name held and gets any object as arguments (the
+    // dispatch still checks them); only what no tool can fix (too many drivers or tools, a name
+    // that needs escaping) leaves tool.call to its table schema. Never a refused spawn.
+    std::vector<ExternalTool> followed = external;
+    for (ExternalTool& t : followed) {
+      if (t.checked_schema.is_null()) continue;
+      auto alone = ToolCallGrammar::create({std::string(kToolCall)}, {t});
+      if (alone.ok()) continue;
+      log::info("kernel", "tool ", t.driver, "/", t.name,
+                ": arguments left free in the tool-call grammar: ", alone.error().message());
+      t.checked_schema = nullptr;
+    }
+    auto held = ToolCallGrammar::create(tools, followed);
+    if (held.ok()) {
+      grammar = std::make_shared<const ToolCallGrammar>(std::move(held).value());
+    } else {
+      log::info("kernel", "tool.call left to its table schema in the tool-call grammar: ",
+                held.error().message());
+    }
+  }
+  if (!grammar)
+    grammar = std::make_shared<const ToolCallGrammar>(ICAM_TRY(ToolCallGrammar::create(tools)));
   return std::make_shared<ToolCallFilter>(token_bytes_, std::move(grammar));
 }
 
@@ -549,15 +576,10 @@ AgentLoop::Compacted AgentLoop::compact(Slot& s, const std::vector<int32_t>& mes
 
   // A new sequence for the compacted context, with a fresh filter (its turn starts afresh); the
   // old one is released after, so the pinned prefix's pages are still there to be shared.
+  // It holds calls to the process's own grammar (made at spawn, with its external tools).
   std::shared_ptr<ToolCallFilter> filter;
-  if (constrained_tool_calls_) {
-    auto made = make_tool_filter(p.tools);
-    if (!made.ok()) {
-      exit(s, ExitReason::error, trim(s.turn_text), "compaction: " + made.error().message());
-      return Compacted::exited;
-    }
-    filter = *made;
-  }
+  if (s.tool_filter)
+    filter = std::make_shared<ToolCallFilter>(token_bytes_, s.tool_filter->grammar());
   const sched::SequenceId old = s.sequence;
   s.tool_filter = std::move(filter);
   auto submitted = scheduler_->submit(sequence_spec(s, compacted, max_tokens));
@@ -779,7 +801,7 @@ Result<Pid> AgentLoop::revive(Revival r) {
     return std::move(error).with_context(what);
   };
   if (constrained_tool_calls_) {
-    auto filter = make_tool_filter(p.tools);
+    auto filter = make_tool_filter(p.tools, handler_.external_tools(job));
     if (!filter.ok()) return undo(std::move(filter).error());
     slot.tool_filter = *filter;
     // The filter has seen what the model wrote in this turn, so a half-written call goes on

@@ -241,8 +241,10 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   void exit(Slot& s, ExitReason reason, std::string answer, std::string error = {});
   void serve_tool_call(Slot& s);
   // The filter that keeps `tools`' calls well formed (built lazily: the vocabulary's bytes are
-  // gathered once per loop).
-  Result<std::shared_ptr<ToolCallFilter>> make_tool_filter(const std::vector<std::string>& tools);
+  // gathered once per loop). tool.call is held to `external` (the job's external tools) when the
+  // grammar can follow them; otherwise (logged) to the table's schema alone.
+  Result<std::shared_ptr<ToolCallFilter>> make_tool_filter(
+      const std::vector<std::string>& tools, const std::vector<ExternalTool>& external);
   // Appends `tool_result` as a tool message and resumes the turn (or ends the process when that
   // is impossible or its token budget is spent).
   void resume_turn(Slot& s, const std::string& tool_result);

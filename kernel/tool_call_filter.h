@@ -3,9 +3,10 @@
 //
 // It watches the model's output for "<tool_call>". From there until the call is complete it is
 // active: the sampler may only choose tokens whose bytes keep the call inside the grammar of
-// tool_grammar.h (a tool the process may use, then that tool's argument schema, then
-// "</tool_call>"). When the call completes, or if the bytes after the opening tag already left
-// the grammar (a token spanning the tag), it goes back to watching. Tokens that write no text
+// tool_grammar.h (a tool the process may use, then that tool's argument schema -- for tool.call,
+// one of the process's external tools and that tool's schema -- then "</tool_call>"). When the
+// call completes, or if the bytes after the opening tag already left the grammar (a token
+// spanning the tag), it goes back to watching. Tokens that write no text
 // (control tokens, end of generation, unknown) are refused while active, so the model cannot end
 // its turn in the middle of a call.
 //
@@ -59,6 +60,9 @@ class ToolCallFilter final : public llm::TokenFilter {
   bool allows(int32_t token) const override;
   void allowed_tokens(int32_t vocab_size, std::vector<uint8_t>& allowed) const override;
   void accept(int32_t token) override;
+
+  // The grammar it holds calls to (shared: a fresh filter for the same process reuses it).
+  const std::shared_ptr<const ToolCallGrammar>& grammar() const { return grammar_; }
 
   // How many calls it has seen opened, and how many of those it constrained to completion.
   int64_t calls_opened() const { return opened_; }

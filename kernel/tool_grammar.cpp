@@ -16,12 +16,15 @@ enum FrameKind : uint8_t {
   kAnyObject,  // an object with any keys and values
   kAnyArray,   // an array of any values
   kNumber,     // a JSON number (sign, fraction, exponent)
+  kExternalCall,  // tool.call's arguments held to the external tools
 };
 // A JSON number's bytes at most; longer ones are refused.
 constexpr int64_t kMaxNumberBytes = 32;
 
-// The call's own syntax, one step per phase of its frame.
-enum class CallStep : uint8_t { ws, literal, name, arguments };
+// The call's own syntax, and that of tool.call's arguments held to external tools, one step per
+// phase of their frame. name: the syscall; arguments: the syscall's, or the external tool's;
+// driver and tool: the external call's choices.
+enum class CallStep : uint8_t { ws, literal, name, arguments, driver, tool };
 struct CallPart {
   CallStep step;
   std::string_view text;  // literal steps
@@ -36,6 +39,22 @@ constexpr CallPart kCallParts[] = {
     {CallStep::ws, ""},         {CallStep::literal, kToolCallClose},
 };
 constexpr int kCallPhases = static_cast<int>(std::size(kCallParts));
+// In this order only: the tool's schema is known once the driver and the tool are.
+constexpr CallPart kExternalParts[] = {
+    {CallStep::literal, "{"},          {CallStep::ws, ""},      {CallStep::literal, "\"driver\""},
+    {CallStep::ws, ""},                {CallStep::literal, ":"}, {CallStep::ws, ""},
+    {CallStep::driver, ""},            {CallStep::ws, ""},      {CallStep::literal, ","},
+    {CallStep::ws, ""},                {CallStep::literal, "\"tool\""}, {CallStep::ws, ""},
+    {CallStep::literal, ":"},          {CallStep::ws, ""},      {CallStep::tool, ""},
+    {CallStep::ws, ""},                {CallStep::literal, ","}, {CallStep::ws, ""},
+    {CallStep::literal, "\"arguments\""}, {CallStep::ws, ""},  {CallStep::literal, ":"},
+    {CallStep::ws, ""},                {CallStep::arguments, ""}, {CallStep::ws, ""},
+    {CallStep::literal, "}"},
+};
+constexpr int kExternalPhases = static_cast<int>(std::size(kExternalParts));
+
+// A bit set of the first n of 64 candidates.
+uint64_t first_bits(size_t n) { return n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1; }
 
 // Whitespace taken at one optional spot: enough for "{ " or ",\n", not for indentation runs a
 // small model could loop in.
@@ -124,7 +143,8 @@ bool ToolCallGrammar::integer_viable(const Node& node, bool negative, int64_t ma
                               kMaxIntegerDigits);
 }
 
-Result<ToolCallGrammar> ToolCallGrammar::create(const std::vector<std::string>& tools) {
+Result<ToolCallGrammar> ToolCallGrammar::create(const std::vector<std::string>& tools,
+                                                const std::vector<ExternalTool>& external) {
   ToolCallGrammar g;
   std::vector<std::string> names = tools;
   if (std::find(names.begin(), names.end(), syscalls::kSyscallProcExit) == names.end())
@@ -141,7 +161,13 @@ Result<ToolCallGrammar> ToolCallGrammar::create(const std::vector<std::string>& 
       return make_error(Errc::invalid_argument, "tool-call grammar: tool name '", name,
                         "' needs escaping");
     // The call frame and the arguments object take two levels of the stack.
-    const int16_t node = ICAM_TRY(g.compile(spec->arguments, 1, name));
+    int16_t node = -1;
+    if (spec->server == syscalls::Server::external && !external.empty()) {
+      node = ICAM_TRY(g.compile_external(external, spec->arguments));
+      g.external_node_ = node;
+    } else {
+      node = ICAM_TRY(g.compile(spec->arguments, 1, name));
+    }
     g.tools_.push_back(name);
     g.tool_nodes_.push_back(node);
   }
@@ -160,6 +186,16 @@ Result<int16_t> ToolCallGrammar::compile(const json& schema, int depth, const st
   Node node;
   const bool open = !schema.contains("additionalProperties") ||
                     schema["additionalProperties"] != json(false);
+  if (type == "object") {
+    // A required property the object does not declare could never be written (an open object
+    // takes any keys, but the automaton does not track which), so the object could never be
+    // closed.
+    const json properties = schema.value("properties", json::object());
+    for (const json& name : schema.value("required", json::array()))
+      if (!name.is_string() || !properties.contains(name.get<std::string>()))
+        return make_error(Errc::invalid_argument, "tool-call grammar: ", where, " requires ",
+                          name.dump(), ", which it does not declare");
+  }
   if (type == "object" && open && schema.value("properties", json::object()).empty()) {
     node.type = Node::Type::any_object;
     any_node();
@@ -187,22 +223,107 @@ Result<int16_t> ToolCallGrammar::compile(const json& schema, int depth, const st
     node.type = Node::Type::integer;
     node.minimum = schema.value("minimum", INT64_MIN);
     node.maximum = schema.value("maximum", INT64_MAX);
+    // An integer must be writable, or the value is a dead end.
+    if (node.minimum > node.maximum ||
+        (!integer_viable(node, false, 0, 0) && !integer_viable(node, true, 0, 0)))
+      return make_error(Errc::invalid_argument, "tool-call grammar: ", where,
+                        " admits no integer of at most ", kMaxIntegerDigits, " digits");
+  } else if (type == "number") {
+    // Bounds on fractions and exponents would need exact decimal comparisons against a double
+    // to avoid both dead ends and accepted values the check refuses: not supported.
+    if (schema.contains("minimum") || schema.contains("maximum"))
+      return make_error(Errc::invalid_argument, "tool-call grammar: ", where,
+                        " is a number with bounds");
+    node.type = Node::Type::number;
   } else if (type == "boolean") {
     node.type = Node::Type::boolean;
   } else if (type == "array") {
     node.type = Node::Type::array;
     node.min_items = schema.value("minItems", int64_t{0});
     node.max_items = schema.value("maxItems", INT64_MAX);
-    if (!schema.contains("items"))
+    if (node.min_items > node.max_items)
       return make_error(Errc::invalid_argument, "tool-call grammar: ", where,
-                        " is an array without items");
-    node.children.push_back(ICAM_TRY(compile(schema["items"], depth + 1, where + "/items")));
+                        " has minItems above maxItems");
+    // Without "items" the elements may be anything (as validate_arguments checks them).
+    if (schema.contains("items"))
+      node.children.push_back(ICAM_TRY(compile(schema["items"], depth + 1, where + "/items")));
+    else
+      node.children.push_back(any_node());
   } else {
     return make_error(Errc::invalid_argument, "tool-call grammar: ", where, " has type '", type,
                       "'");
   }
+  return add_node(std::move(node));
+}
+
+Result<int16_t> ToolCallGrammar::add_node(Node node) {
+  if (nodes_.size() >= INT16_MAX)
+    return make_error(Errc::invalid_argument, "tool-call grammar: too many schema nodes");
   nodes_.push_back(std::move(node));
   return static_cast<int16_t>(nodes_.size() - 1);
+}
+
+Result<int16_t> ToolCallGrammar::compile_external(const std::vector<ExternalTool>& external,
+                                                  const json& table_schema) {
+  // The names are matched byte for byte and must pass tool.call's own check.
+  const json& properties = table_schema.at("properties");
+  const int64_t max_driver = properties.at("driver").value("maxLength", INT64_MAX);
+  const int64_t max_tool = properties.at("tool").value("maxLength", INT64_MAX);
+  // The tools grouped by driver, drivers in the order they first appear.
+  std::vector<std::string> drivers;
+  std::vector<std::vector<const ExternalTool*>> tools_of;
+  for (const ExternalTool& t : external) {
+    if (!plain_name(t.driver) || static_cast<int64_t>(t.driver.size()) > max_driver)
+      return make_error(Errc::invalid_argument, "tool-call grammar: driver name '", t.driver,
+                        "' needs escaping or is too long");
+    if (!plain_name(t.name) || static_cast<int64_t>(t.name.size()) > max_tool)
+      return make_error(Errc::invalid_argument, "tool-call grammar: tool name '", t.name,
+                        "' of driver '", t.driver, "' needs escaping or is too long");
+    const size_t d = static_cast<size_t>(
+        std::find(drivers.begin(), drivers.end(), t.driver) - drivers.begin());
+    if (d == drivers.size()) {
+      drivers.push_back(t.driver);
+      tools_of.emplace_back();
+    }
+    for (const ExternalTool* seen : tools_of[d])
+      if (seen->name == t.name)
+        return make_error(Errc::invalid_argument, "tool-call grammar: tool '", t.driver, "/",
+                          t.name, "' listed twice");
+    tools_of[d].push_back(&t);
+  }
+  // Choices are bit sets of 64.
+  if (drivers.size() > 64)
+    return make_error(Errc::invalid_argument, "tool-call grammar: ", drivers.size(),
+                      " external drivers; at most 64");
+  Node driver_choice;
+  driver_choice.type = Node::Type::choice;
+  for (size_t d = 0; d < drivers.size(); ++d) {
+    if (tools_of[d].size() > 64)
+      return make_error(Errc::invalid_argument, "tool-call grammar: driver '", drivers[d],
+                        "' has ", tools_of[d].size(), " tools; at most 64");
+    Node tool_choice;
+    tool_choice.type = Node::Type::choice;
+    for (const ExternalTool* t : tools_of[d]) {
+      const std::string where = "tool.call/" + t->driver + "/" + t->name;
+      // No checked schema: the dispatch checks only that the arguments are an object, and so
+      // does the grammar.
+      const json schema =
+          t->checked_schema.is_null() ? json{{"type", "object"}} : t->checked_schema;
+      if (!schema.is_object() || schema.value("type", json()) != "object")
+        return make_error(Errc::invalid_argument, "tool-call grammar: ", where,
+                          ": the schema of its arguments is not an object's");
+      // The call frame and tool.call's arguments take two levels; the tool's arguments are the
+      // third.
+      tool_choice.keys.push_back(t->name);
+      tool_choice.children.push_back(ICAM_TRY(compile(schema, 2, where)));
+    }
+    driver_choice.keys.push_back(drivers[d]);
+    driver_choice.children.push_back(ICAM_TRY(add_node(std::move(tool_choice))));
+  }
+  Node call;
+  call.type = Node::Type::external_call;
+  call.children.push_back(ICAM_TRY(add_node(std::move(driver_choice))));
+  return add_node(std::move(call));
 }
 
 int16_t ToolCallGrammar::any_node() {
@@ -248,6 +369,9 @@ void ToolCallGrammar::push_value(State& state, int16_t node) const {
     case Node::Type::boolean: f.kind = kBoolean; break;
     case Node::Type::any: f.kind = kAny; break;
     case Node::Type::any_object: f.kind = kAnyObject; break;
+    case Node::Type::number: f.kind = kNumber; break;
+    case Node::Type::external_call: f.kind = kExternalCall; break;
+    case Node::Type::choice: break;  // matched by name frames only, never pushed as a value
   }
 }
 
@@ -281,6 +405,12 @@ void ToolCallGrammar::child_done(State& state) const {
       if (parent.phase == 6) ++parent.count;  // a value (phase 2: a key)
       ++parent.phase;
       break;
+    case kExternalCall:
+      // The name frame left its choice in `property`: the driver is kept in `value`, the tool
+      // stays in `property` (nothing else writes it here).
+      if (kExternalParts[parent.phase].step == CallStep::driver) parent.value = parent.property;
+      ++parent.phase;
+      break;
     default:
       break;
   }
@@ -311,6 +441,7 @@ bool ToolCallGrammar::feed(State& state, uint8_t c) const {
       case kAnyObject: step = step_any_object(state, f, c); break;
       case kAnyArray: step = step_any_array(state, f, c); break;
       case kNumber: step = step_number(f, c); break;
+      case kExternalCall: step = step_external_call(state, f, c); break;
       case kKey:
       case kName: {
         const bool is_key = f.kind == kKey;
@@ -369,13 +500,58 @@ ToolCallGrammar::Step ToolCallGrammar::step_call(State& state, Frame& f, uint8_t
         Frame& name = state.stack[state.depth++];
         name = Frame{};
         name.kind = kName;
-        name.used = tools_.size() == 64 ? ~uint64_t{0} : (uint64_t{1} << tools_.size()) - 1;
+        name.used = first_bits(tools_.size());
         return Step::consumed;
       }
       case CallStep::arguments:
         if (state.tool < 0 || state.depth >= kMaxDepth) return Step::reject;
         push_value(state, tool_nodes_[state.tool]);
         return Step::refeed;  // the arguments' first byte
+      default:
+        return Step::reject;
+    }
+  }
+}
+
+ToolCallGrammar::Step ToolCallGrammar::step_external_call(State& state, Frame& f,
+                                                          uint8_t c) const {
+  const int16_t drivers = nodes_[f.node].children[0];
+  for (;;) {
+    if (f.phase >= kExternalPhases) return Step::reject;
+    const CallPart& part = kExternalParts[f.phase];
+    switch (part.step) {
+      case CallStep::ws:
+        if (take_whitespace(f, c)) return Step::consumed;
+        continue;
+      case CallStep::literal:
+        if (static_cast<uint8_t>(part.text[f.matched]) != c) return Step::reject;
+        if (++f.matched == part.text.size()) {
+          f.matched = 0;
+          if (++f.phase == kExternalPhases) return close(state);  // the closing brace
+        }
+        return Step::consumed;
+      case CallStep::driver:
+      case CallStep::tool: {
+        // A name frame over the choice of drivers, or of the chosen driver's tools; it leaves
+        // its choice in `property` (child_done).
+        if (c != '"' || state.depth >= kMaxDepth) return Step::reject;
+        const int16_t choice =
+            part.step == CallStep::driver ? drivers : nodes_[drivers].children[f.value];
+        Frame& name = state.stack[state.depth++];
+        name = Frame{};
+        name.kind = kKey;
+        name.node = choice;
+        name.used = first_bits(nodes_[choice].keys.size());
+        return Step::consumed;
+      }
+      case CallStep::arguments: {
+        if (state.depth >= kMaxDepth) return Step::reject;
+        const int16_t tools = nodes_[drivers].children[f.value];
+        push_value(state, nodes_[tools].children[f.property]);
+        return Step::refeed;  // the tool's arguments' first byte
+      }
+      default:
+        return Step::reject;
     }
   }
 }

@@ -8,9 +8,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <set>
 
 #include "kernel/kernel.h"
 #include "kernel/syscall_dispatcher.h"
+#include "kernel/tool_grammar.h"
 #include "tests/drivers/llm/engine/tiny_model.h"
 #include "tests/kernel/scripted_events.h"
 
@@ -346,6 +349,67 @@ TEST_F(ExternalDriverTest, ThePromptGetsTheToolsBeforeSpawnFromAProbeOnlyWithThe
   EXPECT_TRUE(fs::is_empty(root_ / "workspaces"));
   // The same declaration is answered from what was listed.
   EXPECT_EQ(dispatcher_->external_tools(job({d}, {"exec:" + kDriver})).size(), 2u);
+}
+
+// Whatever the tool-call grammar made from a job's external tools accepts is a call the
+// dispatcher serves: a driver and tool the process has, arguments its checked schema takes. The
+// grammar is walked at random (bytes it accepts, leaning towards structure so that walks end).
+TEST_F(ExternalDriverTest, EveryCallTheGrammarAcceptsReachesAToolOfTheProcess) {
+  DriverSpec d = calc();
+  d.tools = {"add", "echo", "count", "structured", "loose"};
+  DriverSpec d2 = calc({"--stateless"});
+  d2.name = "calc2";  // "calc" is a prefix of it
+  d2.tools = {"add"};
+  const JobSpec j = job({d, d2}, {"exec:" + kDriver, "tool:calc", "tool:calc2"});
+  // The tools the agent loop makes the grammar with (the prompt's).
+  const std::vector<ExternalTool> tools = dispatcher_->external_tools(j);
+  ASSERT_EQ(tools.size(), 6u);
+  auto grammar = ToolCallGrammar::create(j.tools, tools);
+  ASSERT_TRUE(grammar.ok()) << grammar.error().message();
+  ASSERT_TRUE(grammar->constrains_external_tools());
+  Process& p = spawn(j);
+
+  std::mt19937_64 rng(4242);
+  std::set<std::string> reached;
+  int served = 0;
+  for (int walk = 0; walk < 80; ++walk) {
+    ToolCallGrammar::State s = grammar->initial();
+    std::string text;
+    while (!ToolCallGrammar::complete(s) && text.size() < 2000) {
+      std::vector<uint8_t> structural, other;
+      for (int b = 0; b < 256; ++b) {
+        ToolCallGrammar::State probe = s;
+        if (!grammar->feed(probe, static_cast<uint8_t>(b))) continue;
+        const bool plain = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || b >= 0x80;
+        (plain ? other : structural).push_back(static_cast<uint8_t>(b));
+      }
+      ASSERT_FALSE(structural.empty() && other.empty()) << "dead end after: " << text;
+      const bool pick_structural = !structural.empty() && (other.empty() || rng() % 3 != 0);
+      const auto& pool = pick_structural ? structural : other;
+      const uint8_t b = pool[rng() % pool.size()];
+      ASSERT_TRUE(grammar->feed(s, b));
+      text += static_cast<char>(b);
+    }
+    if (!ToolCallGrammar::complete(s)) continue;
+    auto parsed = parse_tool_call(text.substr(0, text.size() - kToolCallClose.size()));
+    ASSERT_TRUE(parsed.ok()) << parsed.error().message() << "\n" << text;
+    if (parsed->name != "tool.call") continue;  // proc.exit
+    const json& a = parsed->arguments;
+    reached.insert(a["driver"].get<std::string>() + "/" + a["tool"].get<std::string>());
+    auto r = dispatcher_->call(p, "tool.call", a);
+    ++served;
+    if (a["tool"] == "loose") {
+      // Its schema is beyond the subset: any object, which the driver checks itself.
+      if (!r.ok()) {
+        EXPECT_NE(r.error().code(), Errc::not_found) << r.error().message();
+        EXPECT_NE(r.error().code(), Errc::invalid_argument) << r.error().message();
+      }
+      continue;
+    }
+    EXPECT_TRUE(r.ok()) << r.error().message() << "\n" << text;
+  }
+  EXPECT_GE(served, 20);
+  EXPECT_GE(reached.size(), 4u);
 }
 
 TEST(ExternalDriverInstructions, ListTheDriversToolsUnderToolCall) {

@@ -18,6 +18,7 @@
 #include "common/sqlite_db.h"
 #include "kernel/kernel.h"
 #include "memory/mailbox_store.h"
+#include "syscalls/arg_schema.h"
 #include "tests/drivers/llm/engine/tiny_model.h"
 #include "tests/kernel/scripted_events.h"
 #include "tests/memory/temp_dir.h"
@@ -295,6 +296,80 @@ TEST(JournalResume, AHalfWrittenCallGoesOnUnderTheGrammar) {
     ASSERT_TRUE(k->step().ok());
   ASSERT_FALSE(handler.calls.empty()) << "no call was made";
   EXPECT_EQ(handler.calls[0].rfind("kv.get ", 0), 0u) << handler.calls[0];
+}
+
+// A handler whose jobs have external tools (as the dispatcher lists a job's drivers' tools).
+class ExternalToolsHandler : public CountingHandler {
+ public:
+  explicit ExternalToolsHandler(std::vector<ExternalTool> extra = {}) : extra_(std::move(extra)) {}
+  std::vector<ExternalTool> external_tools(const JobSpec&) override {
+    std::vector<ExternalTool> tools = listed();
+    tools.insert(tools.end(), extra_.begin(), extra_.end());
+    return tools;
+  }
+
+ private:
+  static std::vector<ExternalTool> listed() {
+    return {{"calc", "add", "Add.",
+             json::parse(R"({"type": "object", "properties": {"a": {"type": "integer", "minimum": 0,
+                             "maximum": 99}, "b": {"type": "integer", "minimum": 0,
+                             "maximum": 99}}, "required": ["a", "b"],
+                             "additionalProperties": false})")},
+            {"calc", "neg", "Negate.",
+             json::parse(R"({"type": "object", "properties": {"a": {"type": "integer",
+                             "minimum": -9, "maximum": 9}}, "required": ["a"],
+                             "additionalProperties": false})")},
+            {"clock", "now", "Now.", json::parse(R"({"type": "object",
+                                                    "additionalProperties": false})")}};
+  }
+  std::vector<ExternalTool> extra_;
+};
+
+// Revives a process stopped after "<tool_call>{"name": "tool.call", "arguments": {" and returns
+// the call it then makes (the tiny random model, constrained), as the handler saw it.
+json revived_tool_call(ExternalToolsHandler& handler) {
+  TempDir dir;
+  const JobSpec job = tool_job("caller", {"tool.call"}, 1500);
+  HandMade h = begin_by_hand(dir.file("j.db"), job,
+                             "<tool_call>{\"name\": \"tool.call\", \"arguments\": {", handler);
+  EXPECT_NE(h.pid, 0u);
+  auto k = make_kernel(options(dir.file("j.db"), true, &handler));
+  if (!k || h.pid == 0) return json();
+  for (int i = 0; i < 3000 && handler.calls.empty() && k->has_work(); ++i)
+    EXPECT_TRUE(k->step().ok());
+  if (handler.calls.empty() || handler.calls[0].rfind("tool.call ", 0) != 0) return json();
+  return json::parse(handler.calls[0].substr(std::string("tool.call ").size()));
+}
+
+TEST(JournalResume, AHalfWrittenToolCallGoesOnToAToolTheProcessHas) {
+  // The revived process's filter is made with the job's external tools: once it writes the
+  // driver's name, only a tool the process has, with arguments its schema takes, can follow.
+  ExternalToolsHandler handler;
+  const json a = revived_tool_call(handler);
+  ASSERT_TRUE(a.is_object()) << "no tool.call was made";
+  const std::vector<ExternalTool> tools = handler.external_tools(JobSpec{});
+  const ExternalTool* tool = nullptr;
+  for (const ExternalTool& t : tools)
+    if (t.driver == a.value("driver", "") && t.name == a.value("tool", "")) tool = &t;
+  ASSERT_NE(tool, nullptr) << a.dump();
+  ASSERT_TRUE(a.contains("arguments")) << a.dump();
+  Status valid = syscalls::validate_arguments(tool->checked_schema, a["arguments"]);
+  EXPECT_TRUE(valid.ok()) << valid.error().message() << ": " << a.dump();
+}
+
+// A tool whose schema the grammar cannot follow (a bounded number) keeps the names held: the
+// call still names a tool the process has; only that tool's arguments are left free.
+TEST(JournalResume, AToolTheGrammarCannotFollowLeavesTheNamesHeld) {
+  ExternalToolsHandler handler({{"calc", "ratio", "A ratio.",
+                                 json::parse(R"({"type": "object", "properties": {"r": {"type":
+                                                 "number", "maximum": 1}}})")}});
+  const json a = revived_tool_call(handler);
+  ASSERT_TRUE(a.is_object()) << "no tool.call was made";
+  const std::vector<ExternalTool> tools = handler.external_tools(JobSpec{});
+  bool real = false;
+  for (const ExternalTool& t : tools)
+    real = real || (t.driver == a.value("driver", "") && t.name == a.value("tool", ""));
+  EXPECT_TRUE(real) << a.dump();
 }
 
 // A parent blocked in proc.wait, its child blocked in msg.recv and another child that had ended:

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernel/tool_call.h"
+#include "syscalls/arg_schema.h"
 #include "syscalls/syscall_table.h"
 #include "tests/sched/sched_harness.h"
 
@@ -35,8 +36,9 @@ FilterRig filter_rig() {
 }
 
 std::shared_ptr<ToolCallFilter> make_filter(const FilterRig& f,
-                                            const std::vector<std::string>& tools) {
-  auto grammar = ToolCallGrammar::create(tools);
+                                            const std::vector<std::string>& tools,
+                                            const std::vector<ExternalTool>& external = {}) {
+  auto grammar = ToolCallGrammar::create(tools, external);
   EXPECT_TRUE(grammar.ok()) << grammar.error().message();
   return std::make_shared<ToolCallFilter>(
       f.vocab, std::make_shared<const ToolCallGrammar>(std::move(grammar).value()));
@@ -125,7 +127,11 @@ struct RunResult {
   std::vector<std::string> texts;
 };
 
-RunResult run_sequences(FilterRig& f, bool constrained, int sequences) {
+// Calls are checked as the dispatcher would: the table's schema and, for tool.call, that it names
+// one of `external` and that the arguments pass its checked schema.
+RunResult run_sequences(FilterRig& f, bool constrained, int sequences,
+                        const std::vector<std::string>& tools = {"clock.now", "kv.get"},
+                        const std::vector<ExternalTool>& external = {}) {
   RunResult out;
   auto backend = f.rig.backend(16, sequences * 16 + 16);
   EXPECT_TRUE(backend.ok());
@@ -140,7 +146,7 @@ RunResult run_sequences(FilterRig& f, bool constrained, int sequences) {
     spec.sampling.stop_strings.push_back(std::string(kToolCallClose));
     spec.stop_at_end_of_generation = false;
     if (constrained) {
-      auto filter = make_filter(f, {"clock.now", "kv.get"});
+      auto filter = make_filter(f, tools, external);
       for (int32_t t : encode(f, "<tool_call>")) filter->accept(t);
       spec.token_filter = filter;
     }
@@ -157,7 +163,18 @@ RunResult run_sequences(FilterRig& f, bool constrained, int sequences) {
     auto call = parse_tool_call(log.text);
     if (!call.ok()) continue;
     const syscalls::SyscallSpec* spec = syscalls::find_syscall(call->name);
-    if (spec && syscalls::validate_syscall_arguments(*spec, call->arguments).ok()) ++out.valid;
+    if (!spec || !syscalls::validate_syscall_arguments(*spec, call->arguments).ok()) continue;
+    if (call->name == "tool.call") {
+      const nlohmann::json& a = call->arguments;
+      const ExternalTool* tool = nullptr;
+      for (const ExternalTool& t : external)
+        if (t.driver == a["driver"] && t.name == a["tool"]) tool = &t;
+      if (!tool || !a.contains("arguments")) continue;
+      if (!tool->checked_schema.is_null() &&
+          !syscalls::validate_arguments(tool->checked_schema, a["arguments"]).ok())
+        continue;
+    }
+    ++out.valid;
   }
   return out;
 }
@@ -180,6 +197,35 @@ TEST(ToolCallFilter, ARandomModelWritesOnlyWellFormedCalls) {
   // Unconstrained, the same model and seeds never write a valid call.
   RunResult free = run_sequences(f, false, n);
   EXPECT_EQ(free.valid, 0);
+}
+
+TEST(ToolCallFilter, ARandomModelCallsOnlyTheExternalToolsItHas) {
+  FilterRig f = filter_rig();
+  auto tool = [](std::string driver, std::string name, const char* schema) {
+    auto checked = syscalls::supported_schema(nlohmann::json::parse(schema));
+    EXPECT_TRUE(checked.ok());
+    return ExternalTool{std::move(driver), std::move(name), "", checked.ok() ? *checked : nullptr};
+  };
+  const std::vector<ExternalTool> external = {
+      tool("calc", "add", R"({"type": "object", "properties": {"a": {"type": "integer"},
+           "b": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["a", "b"],
+           "additionalProperties": false})"),
+      tool("calc", "echo", R"({"type": "object", "properties": {"text": {"type": "string",
+           "maxLength": 6}, "loud": {"type": "boolean"}}, "required": ["text"],
+           "additionalProperties": false})"),
+      tool("clock", "now", R"({"type": "object", "additionalProperties": false})"),
+  };
+  const int n = 16;
+  RunResult constrained = run_sequences(f, true, n, {"tool.call"}, external);
+  std::printf("constrained: %d of %d sequences wrote a complete call\n", constrained.completed, n);
+  EXPECT_EQ(constrained.valid, constrained.completed);
+  EXPECT_GE(constrained.completed, n / 4);
+  auto grammar = ToolCallGrammar::create({"tool.call"}, external);
+  ASSERT_TRUE(grammar.ok());
+  for (const std::string& text : constrained.texts) {
+    ToolCallGrammar::State s = grammar->initial();
+    EXPECT_TRUE(grammar->feed(s, text)) << text;
+  }
 }
 
 }  // namespace
