@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/utf8.h"
+#include "memory/page_hash.h"
 #include "syscalls/syscall_table.h"
 
 namespace icam::kernel {
@@ -250,10 +251,10 @@ void AgentLoop::exit(Slot& s, ExitReason reason, std::string answer, std::string
   if (p.exit) return;
   if (journal_ && s.sequence != 0) {
     // The last tokens first: the journal takes nothing for a process after its exit.
-    size_t held = 0;
-    auto tail = journal_tail(s, /*hold_back=*/false, held);
-    Status st = !tail.ok() ? Status(tail.error())
-                           : tail->empty() ? ok_status() : journal_->append_tokens(p.pid, *tail);
+    auto tail = journal_tail(s, /*hold_back=*/false);
+    Status st = !tail.ok()      ? Status(tail.error())
+                : tail->empty() ? ok_status()
+                                : journal_->append_step({{{p.pid, tail->tokens, tail->pages}}});
     if (!st.ok())
       log::warn("kernel", "process ", p.pid, ": its last tokens were not journaled: ",
                 st.error().message());
@@ -612,7 +613,13 @@ AgentLoop::Compacted AgentLoop::compact(Slot& s, const std::vector<int32_t>& mes
   s.compaction = next;
   s.marker = context_marker(2 * next.turns, next.generated + next.appended, archived.ok());
   s.turn_start = compacted.size();
-  if (journal_) s.journaled = static_cast<int64_t>(compacted.size());
+  if (journal_) {
+    // The journal's page table was emptied with the old transcript: the compacted context's
+    // pages are hashed from its start at the next commit.
+    s.journaled = static_cast<int64_t>(compacted.size());
+    s.pages_journaled = 0;
+    s.last_page = memory::kRootPageHash;
+  }
   return Compacted::yes;
 }
 
@@ -627,60 +634,76 @@ void AgentLoop::journal_state(Slot& s) {
   s.journal_state = s.process.state;
 }
 
-Result<std::vector<int32_t>> AgentLoop::journal_tail(const Slot& s, bool hold_back,
-                                                     size_t& held) const {
-  held = 0;
+Result<AgentLoop::JournalTail> AgentLoop::journal_tail(const Slot& s, bool hold_back) const {
+  JournalTail out;
   std::vector<int32_t> context = ICAM_TRY(scheduler_->context(s.sequence));
   const size_t journaled = static_cast<size_t>(s.journaled);
   if (context.size() < journaled)
     return make_error(Errc::internal, "process ", s.process.pid, ": its context (",
                       context.size(), " tokens) is shorter than its journal (", journaled, ")");
   if (hold_back)
-    held = held_back_tokens(tokenizer_, context, std::max(journaled, s.turn_start));
-  return std::vector<int32_t>(context.begin() + static_cast<std::ptrdiff_t>(journaled),
-                              context.end() - static_cast<std::ptrdiff_t>(held));
+    out.held = held_back_tokens(tokenizer_, context, std::max(journaled, s.turn_start));
+  const size_t committed = context.size() - out.held;
+  out.tokens.assign(context.begin() + static_cast<std::ptrdiff_t>(journaled),
+                    context.begin() + static_cast<std::ptrdiff_t>(committed));
+  if (page_tokens_ > 0) {
+    // Each full page of what will be committed, chained from the last page journaled.
+    const size_t pt = static_cast<size_t>(page_tokens_);
+    memory::PageHash parent = s.last_page;
+    for (size_t page = static_cast<size_t>(s.pages_journaled); (page + 1) * pt <= committed;
+         ++page) {
+      parent = memory::page_hash(parent, std::span<const int32_t>(context).subspan(page * pt, pt),
+                                 page_model_);
+      out.pages.push_back(parent);
+    }
+  }
+  return out;
+}
+
+void AgentLoop::journaled(Slot& s, const JournalTail& tail) {
+  s.journaled += static_cast<int64_t>(tail.tokens.size());
+  s.pages_journaled += static_cast<int64_t>(tail.pages.size());
+  if (!tail.pages.empty()) s.last_page = tail.pages.back();
+  s.dirty = tail.held > 0;
 }
 
 bool AgentLoop::commit_slot(Slot& s, bool hold_back) {
   if (!journal_ || s.process.exit || s.sequence == 0) return true;
-  size_t held = 0;
-  auto tail = journal_tail(s, hold_back, held);
-  Status st = !tail.ok() ? Status(tail.error())
-                         : tail->empty() ? ok_status() : journal_->append_tokens(s.process.pid, *tail);
+  auto tail = journal_tail(s, hold_back);
+  Status st = !tail.ok()      ? Status(tail.error())
+              : tail->empty() ? ok_status()
+                              : journal_->append_step({{{s.process.pid, tail->tokens, tail->pages}}});
   if (!st.ok()) {
     exit(s, ExitReason::error, trim(s.turn_text),
          "the process journal could not record its tokens: " + st.error().message());
     return false;
   }
-  s.journaled += static_cast<int64_t>(tail->size());
-  s.dirty = held > 0;
+  journaled(s, *tail);
   return true;
 }
 
 Status AgentLoop::commit_journal() {
   if (!journal_) return ok_status();
   std::vector<Slot*> who;
-  std::vector<std::vector<int32_t>> tails;
-  std::vector<size_t> helds;
+  std::vector<JournalTail> tails;
   for (auto& [pid, s] : slots_) {
     if (!s.dirty || s.process.exit || s.sequence == 0) continue;
-    size_t held = 0;
-    auto tail = journal_tail(s, /*hold_back=*/true, held);
+    auto tail = journal_tail(s, /*hold_back=*/true);
     if (!tail.ok()) {
       exit(s, ExitReason::error, trim(s.turn_text), tail.error().message());
       continue;
     }
     if (tail->empty()) {
-      s.dirty = held > 0;
+      s.dirty = tail->held > 0;
       continue;
     }
     who.push_back(&s);
     tails.push_back(std::move(*tail));
-    helds.push_back(held);
   }
   if (who.empty()) return ok_status();
   std::vector<memory::StepAppend> step;
-  for (size_t i = 0; i < who.size(); ++i) step.push_back({who[i]->process.pid, tails[i], {}});
+  for (size_t i = 0; i < who.size(); ++i)
+    step.push_back({who[i]->process.pid, tails[i].tokens, tails[i].pages});
   Status st = journal_->append_step(step);
   if (!st.ok()) {
     // Nothing of this step is committed, and a process whose tokens the journal refuses could
@@ -690,10 +713,7 @@ Status AgentLoop::commit_journal() {
     for (Slot* s : who) exit(*s, ExitReason::error, trim(s->turn_text), message);
     return st;
   }
-  for (size_t i = 0; i < who.size(); ++i) {
-    who[i]->journaled += static_cast<int64_t>(tails[i].size());
-    who[i]->dirty = helds[i] > 0;
-  }
+  for (size_t i = 0; i < who.size(); ++i) journaled(*who[i], tails[i]);
   return ok_status();
 }
 
@@ -823,6 +843,12 @@ Result<Pid> AgentLoop::revive(Revival r) {
     if (!st.ok()) return undo(std::move(st).error());
   }
   slot.journaled = static_cast<int64_t>(t.size());
+  if (r.journaled && !r.page_table.empty()) {
+    // The journal's page table goes on from its last page (one journaled before page tables
+    // were is hashed from the start at the next commit).
+    slot.pages_journaled = static_cast<int64_t>(r.page_table.size());
+    slot.last_page = r.page_table.back();
+  }
 
   // What comes next: a new turn after the missing tool message, the unanswered call served, an
   // ended turn (its end was committed, its exit was not), or the turn continued.

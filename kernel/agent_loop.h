@@ -127,6 +127,13 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   // Journals every process from now on (see the header comment); `journal` must outlive the loop.
   // `workspace_of` gives a live process's workspace ("" when none), which is pinned in the
   // journaled job so that a revived process finds its files again.
+  // Journals each process's page table too: the hash (memory/page_hash.h) of every full page of
+  // its committed context, under `model`'s identity, `page_tokens` tokens a page. Without it the
+  // journal holds transcripts only (the hashes follow from them).
+  void set_page_hashing(const memory::ModelIdentity& model, int page_tokens) {
+    page_model_ = model;
+    page_tokens_ = page_tokens;
+  }
   void set_journal(memory::ProcessJournal* journal,
                    std::function<std::string(Pid)> workspace_of);
   // Numbers new processes from `pid` on (a restarted kernel continues after the journal's).
@@ -151,6 +158,8 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
     std::vector<int32_t> transcript;  // every committed token: the prompt first
     std::vector<memory::JournalToolResult> tool_results;  // by call index, from 0
     bool journaled = false;  // the journal holds it already; else it is begun there now
+    // The journal's page table for it (journaled only), so page hashing goes on from there.
+    std::vector<memory::PageHash> page_table;
     // The transcript's compaction: the turns before context.start were moved out (their results
     // are those below context.calls, whose at_token no longer means anything).
     memory::JournalContext context;
@@ -210,6 +219,8 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
     std::shared_ptr<ToolCallFilter> tool_filter;  // null when tool calls are unconstrained
     // Journal bookkeeping.
     int64_t journaled = 0;     // context tokens committed
+    int64_t pages_journaled = 0;  // full pages whose hashes are committed (set_page_hashing)
+    memory::PageHash last_page = memory::kRootPageHash;  // the hash of the last of those
     bool dirty = false;        // the context may have grown since the last commit
     size_t turn_start = 0;     // context index of the current turn's first sampled token
     int64_t calls = 0;         // tool results given so far: the next call's index
@@ -263,9 +274,17 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   sched::SequenceSpec sequence_spec(const Slot& s, std::vector<int32_t> prompt, int max_tokens) const;
   // The tool message carrying `tool_result` as token ids.
   Result<std::vector<int32_t>> tool_message_tokens(const std::string& tool_result) const;
-  // The uncommitted tail of a live process's context: `held` is how many trailing tokens were
-  // held back (see commit_journal).
-  Result<std::vector<int32_t>> journal_tail(const Slot& s, bool hold_back, size_t& held) const;
+  // The uncommitted tail of a live process's context, and the hashes of the full pages it
+  // completes (with set_page_hashing); `held` trailing tokens were held back (see commit_journal).
+  struct JournalTail {
+    std::vector<int32_t> tokens;
+    std::vector<memory::PageHash> pages;
+    size_t held = 0;
+    bool empty() const { return tokens.empty() && pages.empty(); }
+  };
+  Result<JournalTail> journal_tail(const Slot& s, bool hold_back) const;
+  // After `tail` was committed.
+  static void journaled(Slot& s, const JournalTail& tail);
   // Commits one process's tail now; false (and the process ended) when the journal refused it.
   bool commit_slot(Slot& s, bool hold_back);
   void journal_state(Slot& s);
@@ -284,6 +303,8 @@ class AgentLoop : public sched::SchedulerEvents, public ProcessControl {
   std::shared_ptr<CompletionQueue> completions_ = std::make_shared<CompletionQueue>();
   uint64_t dropped_completions_ = 0;
   Pid next_pid_ = 1;
+  memory::ModelIdentity page_model_;
+  int page_tokens_ = 0;  // 0: page tables are not journaled
   bool holding_calls_ = false;
   std::vector<Pid> held_calls_;  // revived with an unanswered call, while holding
   memory::ProcessJournal* journal_ = nullptr;

@@ -149,6 +149,8 @@ Result<std::unique_ptr<Kernel>> Kernel::create(const KernelOptions& options) {
       else if (*pruned > 0)
         log::info("kernel", "process journal: forgot ", *pruned, " old exited processes");
     }
+    // Page tables too: the hashes by which each process's KV is found in the page store.
+    k->loop_->set_page_hashing(memory::model_identity(*k->model_), options.kv_page_tokens);
     Kernel* raw = k.get();
     k->loop_->set_journal(k->journal_.get(), [raw](Pid pid) {
       return raw->dispatcher_ ? raw->dispatcher_->workspace(pid).string() : std::string();
@@ -327,6 +329,7 @@ Status Kernel::resume_one(const memory::JournalProcess& jp) {
   r.tool_results = jp.tool_results;
   r.context = jp.context;
   r.journaled = true;
+  r.page_table = jp.page_table;
   ICAM_TRY(loop_->revive(std::move(r)));
   return ok_status();
 }

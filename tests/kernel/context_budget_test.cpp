@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "kernel/kernel.h"
+#include "memory/model_identity.h"
+#include "memory/page_hash.h"
 #include "kernel/syscall_dispatcher.h"
 #include "memory/archive_store.h"
 #include "memory/archive_syscalls.h"
@@ -266,6 +268,18 @@ TEST(ContextBudget, AProcessOverItsBudgetIsCompactedIntoItsArchiveAndRunsOn) {
   // The moved text is in the process's archive namespace, and its mem.recall found it.
   const memory::JournalProcess jp = load(*k, pid);
   ASSERT_EQ(jp.tool_results.size(), 6u);
+  // The page table is the compacted transcript's (emptied with the old one, hashed again).
+  {
+    const memory::ModelIdentity model = memory::model_identity(k->model());
+    memory::PageHash parent = memory::kRootPageHash;
+    std::vector<memory::PageHash> expected;
+    for (size_t page = 0; (page + 1) * 16 <= jp.transcript.size(); ++page) {
+      parent = memory::page_hash(
+          parent, std::span<const int32_t>(jp.transcript).subspan(page * 16, 16), model);
+      expected.push_back(parent);
+    }
+    EXPECT_EQ(jp.page_table, expected);
+  }
   EXPECT_EQ(jp.tool_results[5].name, "mem.recall");
   EXPECT_THAT(jp.tool_results[5].result, HasSubstr("aardvark"));
   k.reset();

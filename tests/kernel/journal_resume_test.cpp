@@ -18,6 +18,8 @@
 #include "common/sqlite_db.h"
 #include "kernel/kernel.h"
 #include "memory/mailbox_store.h"
+#include "memory/model_identity.h"
+#include "memory/page_hash.h"
 #include "syscalls/arg_schema.h"
 #include "tests/drivers/llm/engine/tiny_model.h"
 #include "tests/kernel/scripted_events.h"
@@ -91,6 +93,19 @@ memory::JournalProcess load(Kernel& k, Pid pid) {
   return p.ok() ? *p : memory::JournalProcess{};
 }
 
+// The page table a transcript has: the hash of each full page (16 tokens, the kernel's default),
+// chained, under the model's identity, as the scheduler names pages in the page store.
+std::vector<memory::PageHash> page_table_of(const Kernel& k, const std::vector<int32_t>& t) {
+  const memory::ModelIdentity model = memory::model_identity(k.model());
+  std::vector<memory::PageHash> out;
+  memory::PageHash parent = memory::kRootPageHash;
+  for (size_t page = 0; (page + 1) * 16 <= t.size(); ++page) {
+    parent = memory::page_hash(parent, std::span<const int32_t>(t).subspan(page * 16, 16), model);
+    out.push_back(parent);
+  }
+  return out;
+}
+
 bool starts_with(const std::vector<int32_t>& whole, const std::vector<int32_t>& prefix) {
   return whole.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), whole.begin());
 }
@@ -129,7 +144,11 @@ TEST(JournalResume, AKernelKilledMidRunResumesFromTheLastCommittedToken) {
     pid = *spawned;
     prompt = static_cast<size_t>(k->process(pid)->accounting.prompt_tokens);
     while (k->process(pid)->accounting.generated_tokens < 20) ASSERT_TRUE(k->step().ok());
-    committed = load(*k, pid).transcript.size();
+    const memory::JournalProcess mid = load(*k, pid);
+    committed = mid.transcript.size();
+    // The page table is journaled with the tokens: a hash for each full page committed.
+    EXPECT_EQ(mid.page_table, page_table_of(*k, mid.transcript));
+    EXPECT_EQ(mid.page_table.size(), committed / 16);
   }
   EXPECT_GT(committed, prompt + 10);  // it was mid-run, with tokens committed
   EXPECT_LT(committed, whole.size());
@@ -151,6 +170,8 @@ TEST(JournalResume, AKernelKilledMidRunResumesFromTheLastCommittedToken) {
   EXPECT_EQ(jp.state, "exited");
   // Every committed token kept, none twice, and the rest as the uninterrupted run made them.
   EXPECT_EQ(jp.transcript, whole);
+  // The page table went on from where the journal's stopped.
+  EXPECT_EQ(jp.page_table, page_table_of(*k, whole));
   // New processes are numbered after the journal's.
   auto next = k->spawn(story_job());
   ASSERT_TRUE(next.ok());
