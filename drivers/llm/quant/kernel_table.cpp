@@ -58,6 +58,9 @@ KernelTable make_avx2_table() {
   slot(k, GgmlType::Q5_0).packed_dot = avx2::packed_dot_q5_0;
   slot(k, GgmlType::Q4_0).dot = avx2::dot_q4_0;
   slot(k, GgmlType::Q4_K).dot = avx2::dot_q4_k;
+  // Packed Q4_K and Q6_K (ICAM_NO_PACKED_K=1: the row-by-row kernels, for comparison).
+  const bool packed_k = !env_flag("ICAM_NO_PACKED_K");
+  if (packed_k) slot(k, GgmlType::Q4_K).packed_dot = avx2::packed_dot_q4_k;
   slot(k, GgmlType::Q5_K).dot = avx2::dot_q5_k;
   slot(k, GgmlType::Q6_K).dot = avx2::dot_q6_k;
   slot(k, A::f32).dequantize = avx2::dequantize_f32;
@@ -79,6 +82,15 @@ KernelTable make_avx2_table() {
   if (!vnni.empty() && cpu_has_avx512_packed() && !env_flag("ICAM_NO_AVX512")) {
     slot(k, GgmlType::Q8_0).packed_dot_pair = avx512::packed_dot_pair_q8_0;
     slot(k, GgmlType::Q5_0).packed_dot_pair = avx512::packed_dot_pair_q5_0;
+    if (packed_k) {
+      slot(k, GgmlType::Q4_K).packed_dot_pair = avx512::packed_dot_pair_q4_k;
+      // Q6_K is packed only here: its 256-bit packed kernel (16 registers for 16 scale vectors
+      // and the 2-bit planes) is slower than the row kernel at batch 1 and no faster at batch 8
+      // (quant_speed on the Xeon of 2026-12-05 with ICAM_NO_AVX512=1: 23.6 against 30.3 GB/s at
+      // batch 1); it still serves the odd last group of a range.
+      slot(k, GgmlType::Q6_K).packed_dot = avx2::packed_dot_q6_k;
+      slot(k, GgmlType::Q6_K).packed_dot_pair = avx512::packed_dot_pair_q6_k;
+    }
   }
   return k;
 }

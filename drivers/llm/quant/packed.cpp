@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "drivers/llm/quant/block_formats.h"
+#include "drivers/llm/quant/k_scales.h"
 #include "drivers/llm/quant/kernel_table.h"
 #include "drivers/llm/quant/quant.h"
 
@@ -33,6 +34,75 @@ void q5_0_codes(const BlockQ5_0& block, uint8_t* q) {
   for (int j = 0; j < 16; ++j) {
     q[j] = static_cast<uint8_t>((block.qs[j] & 15) | (((high >> j) & 1) << 4));
     q[j + 16] = static_cast<uint8_t>((block.qs[j] >> 4) | (((high >> (j + 16)) & 1) << 4));
+  }
+}
+
+// Code j (0..31) of sub-block s of a Q4_K block.
+uint8_t q4_k_code(const BlockQ4_K& block, int s, int j) {
+  const uint8_t byte = block.qs[32 * (s / 2) + j];
+  return static_cast<uint8_t>(s % 2 == 0 ? byte & 15 : byte >> 4);
+}
+
+// Code i (0..255, 0..63) of a Q6_K block (the layout in block_formats.h).
+uint8_t q6_k_code(const BlockQ6_K& block, int i) {
+  const int half = i / 128, quarter = (i % 128) / 32, l = i % 32;
+  const uint8_t low = block.ql[64 * half + l + 32 * (quarter & 1)];
+  const uint8_t nibble = quarter >= 2 ? low >> 4 : low & 15;
+  const uint8_t high = (block.qh[32 * half + l] >> (2 * quarter)) & 3;
+  return static_cast<uint8_t>(nibble | (high << 4));
+}
+
+// Writes a group of 8 K-quant rows in the layout of packed_layout.h.
+void pack_group_k(GgmlType type, const uint8_t* rows, size_t row_bytes, int64_t blocks,
+                  uint8_t* out) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    if (type == GgmlType::Q4_K) {
+      uint8_t* blk = out + b * packed_q4_k_block_bytes();
+      auto* d = reinterpret_cast<uint16_t*>(blk);
+      uint8_t* codes = blk + 160;
+      for (int r = 0; r < kPackRows; ++r) {
+        const auto& block = reinterpret_cast<const BlockQ4_K*>(rows + r * row_bytes)[b];
+        std::memcpy(d + r, &block.d, 2);
+        std::memcpy(d + 8 + r, &block.dmin, 2);
+        uint8_t scales[8], mins[8];
+        unpack_k_scales(block.scales, scales, mins);
+        for (int s = 0; s < 8; ++s) {
+          blk[32 + 8 * s + r] = scales[s];
+          blk[96 + 8 * s + r] = mins[s];
+        }
+        for (int p = 0; p < 4; ++p)
+          for (int k = 0; k < 8; ++k)
+            for (int e = 0; e < 4; ++e)
+              codes[32 * (8 * p + k) + 4 * r + e] =
+                  static_cast<uint8_t>(q4_k_code(block, 2 * p, 4 * k + e) |
+                                       (q4_k_code(block, 2 * p + 1, 4 * k + e) << 4));
+      }
+    } else {
+      uint8_t* blk = out + b * packed_q6_k_block_bytes();
+      auto* d = reinterpret_cast<uint16_t*>(blk);
+      uint8_t* ql = blk + 160;
+      uint8_t* qh = ql + 4 * 8 * 32;
+      for (int r = 0; r < kPackRows; ++r) {
+        const auto& block = reinterpret_cast<const BlockQ6_K*>(rows + r * row_bytes)[b];
+        std::memcpy(d + r, &block.d, 2);
+        for (int s = 0; s < 16; ++s) blk[32 + 8 * s + r] = static_cast<uint8_t>(block.scales[s]);
+        uint8_t q[kBlock256];
+        for (int i = 0; i < kBlock256; ++i) q[i] = q6_k_code(block, i);
+        for (int k = 0; k < 8; ++k)
+          for (int e = 0; e < 4; ++e) {
+            const int at = 32 * k + 4 * r + e;
+            for (int p = 0; p < 4; ++p)
+              ql[32 * 8 * p + at] = static_cast<uint8_t>(
+                  (q[32 * (2 * p) + 4 * k + e] & 15) | ((q[32 * (2 * p + 1) + 4 * k + e] & 15) << 4));
+            for (int h = 0; h < 2; ++h) {
+              uint8_t bits = 0;
+              for (int j = 0; j < 4; ++j)
+                bits |= static_cast<uint8_t>(((q[32 * (4 * h + j) + 4 * k + e] >> 4) & 3) << (2 * j));
+              qh[32 * 8 * h + at] = bits;
+            }
+          }
+      }
+    }
   }
 }
 
@@ -150,7 +220,10 @@ void run_units(const JobRun& run, int64_t u0, int64_t u1, const uint8_t* act, si
 size_t unit_grain(size_t unit_bytes, int64_t units, int threads) {
   const size_t by_bytes = std::max<size_t>(1, (128u << 10) / std::max<size_t>(1, unit_bytes));
   const size_t by_balance = std::max<size_t>(1, static_cast<size_t>(units) / (4u * threads));
-  return std::min(by_bytes, by_balance);
+  const size_t grain = std::min(by_bytes, by_balance);
+  // Even, so that tasks start on even units and the 512-bit kernels get whole pairs of groups
+  // (an odd task ends with a group run by the 256-bit kernel; same results either way).
+  return grain >= 2 ? grain & ~size_t{1} : grain;
 }
 
 }  // namespace
@@ -174,11 +247,15 @@ PackedWeight PackedWeight::pack(GgmlType type, const void* data, int64_t rows, i
   p.original_ = data;
   if (k.packed_dot == nullptr || rows < kPackRows) return p;
 
-  const int64_t blocks = cols / kBlock32;
-  const size_t block_bytes =
-      type == GgmlType::Q8_0 ? packed_q8_0_block_bytes() : packed_q5_0_block_bytes();
+  const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+  const int64_t blocks = cols / (k_quant ? kBlock256 : kBlock32);
+  const size_t block_bytes = type == GgmlType::Q8_0   ? packed_q8_0_block_bytes()
+                             : type == GgmlType::Q5_0 ? packed_q5_0_block_bytes()
+                             : type == GgmlType::Q4_K ? packed_q4_k_block_bytes()
+                                                      : packed_q6_k_block_bytes();
   const int64_t groups = rows / kPackRows;
-  p.group_bytes_ = round_up(packed_scale_bytes(blocks) + blocks * block_bytes, 64);
+  p.group_bytes_ =
+      round_up((k_quant ? 0 : packed_scale_bytes(blocks)) + blocks * block_bytes, 64);
   p.packed_rows_ = groups * kPackRows;
   const size_t total = static_cast<size_t>(groups) * p.group_bytes_;
   p.packed_.reset(static_cast<uint8_t*>(::operator new[](total, kPackAlign)));
@@ -188,7 +265,7 @@ PackedWeight PackedWeight::pack(GgmlType type, const void* data, int64_t rows, i
   const size_t row_bytes = ggml_row_bytes(type, static_cast<uint64_t>(cols));
   const auto* src = static_cast<const uint8_t*>(data);
   for (int64_t g = 0; g < groups; ++g)
-    pack_group(type, src + static_cast<size_t>(g) * kPackRows * row_bytes, row_bytes, blocks,
+    (k_quant ? pack_group_k : pack_group)(type, src + static_cast<size_t>(g) * kPackRows * row_bytes, row_bytes, blocks,
                p.packed_.get() + g * p.group_bytes_);
   return p;
 }

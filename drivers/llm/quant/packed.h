@@ -5,8 +5,9 @@
 // call and pays, per block and activation row, for a scale broadcast, an int-to-float conversion
 // and a float multiply-add. Interleaving 8 rows per block (layout in packed_layout.h) puts the 8
 // rows' partial sums in the 8 lanes of one vector: the 8 block scales load as one vector, the
-// float work is shared by 8 rows, and the integer work needs no horizontal sums. Q8_0 and Q5_0,
-// the formats of the default model's large matrices, have packed kernels; other formats (and
+// float work is shared by 8 rows, and the integer work needs no horizontal sums. Q8_0, Q5_0,
+// Q4_K and Q6_K (all of the default model's matrices) have packed kernels (Q6_K only on CPUs
+// with the 512-bit ones; ICAM_NO_PACKED_K=1 leaves both K-quants unpacked); other formats (and
 // every format on CPUs without AVX2, or with ICAM_FORCE_SCALAR) keep the GGUF rows and the
 // kernels of quant.h.
 //

@@ -36,3 +36,71 @@ __m256i dot4(__m256i u, __m256i s) {
 #include "drivers/llm/quant/packed_dot_kernels.inc"
 
 }  // namespace icam::llm::avx2
+
+// ---- Q4_K and Q6_K (packed_dot_k_kernels.inc), one group of 8 rows per call ------------------
+
+namespace icam::llm::avx2 {
+namespace {
+
+struct V {
+  using I = __m256i;
+  using F = __m256;
+  static constexpr int kRows = kPackRows;
+  static I load(const uint8_t* p, size_t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static F halves(const uint8_t* p, size_t) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static I scales_u8(const uint8_t* p, size_t) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+  }
+  static I scales_i8(const uint8_t* p, size_t) {
+    const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)),
+                           _mm256_slli_epi32(v, 16));
+  }
+  static I blend_hi16(I a, I b) { return _mm256_blend_epi16(a, b, 0xAA); }
+  static I madd(I a, I b) { return _mm256_madd_epi16(a, b); }
+  static I madd_acc(I acc, I p, I s) { return _mm256_add_epi32(acc, _mm256_madd_epi16(p, s)); }
+  static I maddubs(I u, I s) { return _mm256_maddubs_epi16(u, s); }
+  static I set1_8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+  static I set1_32(int32_t v) { return _mm256_set1_epi32(v); }
+  static I izero() { return _mm256_setzero_si256(); }
+  static I and_(I a, I b) { return _mm256_and_si256(a, b); }
+  static I or_(I a, I b) { return _mm256_or_si256(a, b); }
+  static I srli16(I a, int n) { return _mm256_srli_epi16(a, n); }
+  static I slli16(I a, int n) { return _mm256_slli_epi16(a, n); }
+  static I slli32(I a, int n) { return _mm256_slli_epi32(a, n); }
+  static I sub32(I a, I b) { return _mm256_sub_epi32(a, b); }
+  static F cvt(I a) { return _mm256_cvtepi32_ps(a); }
+  static F fzero() { return _mm256_setzero_ps(); }
+  static F fset1(float v) { return _mm256_set1_ps(v); }
+  static F fmul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F fnmadd(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
+  static void prefetch(const uint8_t*, size_t, size_t) {}
+  static F sum_lanes(const F (&v)[8]) {
+    const __m256 t0 = _mm256_add_ps(v[0], v[4]);
+    const __m256 t1 = _mm256_add_ps(v[1], v[5]);
+    const __m256 t2 = _mm256_add_ps(v[2], v[6]);
+    const __m256 t3 = _mm256_add_ps(v[3], v[7]);
+    return _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3));
+  }
+  static void store(float* out, F v) { _mm256_storeu_ps(out, v); }
+};
+
+#include "drivers/llm/quant/packed_dot_k_kernels.inc"
+
+}  // namespace
+
+void packed_dot_q4_k(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx,
+                     float* out) {
+  kQ4K[nx - 1](n, group, 0, x, x_stride, out);
+}
+
+void packed_dot_q6_k(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx,
+                     float* out) {
+  kQ6K[nx - 1](n, group, 0, x, x_stride, out);
+}
+
+}  // namespace icam::llm::avx2

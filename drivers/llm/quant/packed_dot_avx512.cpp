@@ -218,6 +218,65 @@ void pair_cols(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_
   }
 }
 
+// ---- Q4_K and Q6_K (packed_dot_k_kernels.inc): two groups, 16 rows per call ----------------
+
+struct V {
+  using I = __m512i;
+  using F = __m512;
+  static constexpr int kRows = 2 * kPackRows;
+  static I load(const uint8_t* p, size_t gb) { return load_pair(p, gb); }
+  static F halves(const uint8_t* p, size_t gb) {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + gb));
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+  }
+  static __m128i bytes16(const uint8_t* p, size_t gb) {
+    const __m128i lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    const __m128i hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + gb));
+    return _mm_unpacklo_epi64(lo, hi);
+  }
+  static I scales_u8(const uint8_t* p, size_t gb) {
+    const __m512i v = _mm512_cvtepu8_epi32(bytes16(p, gb));
+    return _mm512_or_si512(v, _mm512_slli_epi32(v, 16));
+  }
+  static I scales_i8(const uint8_t* p, size_t gb) {
+    const __m512i v = _mm512_cvtepi8_epi32(bytes16(p, gb));
+    return _mm512_or_si512(_mm512_and_si512(v, _mm512_set1_epi32(0xffff)),
+                           _mm512_slli_epi32(v, 16));
+  }
+  static I blend_hi16(I a, I b) { return _mm512_mask_blend_epi16(0xAAAAAAAAu, a, b); }
+  static I madd(I a, I b) { return _mm512_madd_epi16(a, b); }
+  // vpdpwssd: acc + the two int16 products of each lane, wrapping like vpmaddwd + vpaddd.
+  static I madd_acc(I acc, I p, I s) { return _mm512_dpwssd_epi32(acc, p, s); }
+  static I maddubs(I u, I s) { return _mm512_maddubs_epi16(u, s); }
+  static I set1_8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+  static I set1_32(int32_t v) { return _mm512_set1_epi32(v); }
+  static I izero() { return _mm512_setzero_si512(); }
+  static I and_(I a, I b) { return _mm512_and_si512(a, b); }
+  static I or_(I a, I b) { return _mm512_or_si512(a, b); }
+  static I srli16(I a, int n) { return _mm512_srli_epi16(a, n); }
+  static I slli16(I a, int n) { return _mm512_slli_epi16(a, n); }
+  static I slli32(I a, int n) { return _mm512_slli_epi32(a, n); }
+  static I sub32(I a, I b) { return _mm512_sub_epi32(a, b); }
+  static F cvt(I a) { return _mm512_cvtepi32_ps(a); }
+  static F fzero() { return _mm512_setzero_ps(); }
+  static F fset1(float v) { return _mm512_set1_ps(v); }
+  static F fmul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F fnmadd(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+  // A super-block's bytes of both groups, 2 KiB ahead (see pass above).
+  static void prefetch(const uint8_t* p, size_t gb, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + i), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + gb + kPrefetchAhead + i), _MM_HINT_T0);
+    }
+  }
+  static F sum_lanes(const F (&v)[8]) { return ::icam::llm::avx512::sum_lanes(v); }
+  static void store(float* out, F v) { store16(out, v); }
+};
+
+#include "drivers/llm/quant/packed_dot_k_kernels.inc"
+
 using PairFn = void (*)(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
                         size_t x_stride, float* out);
 
@@ -227,6 +286,16 @@ constexpr PairFn kQ5_0[kMaxPackedCols] = {pair_cols<true, 1>, pair_cols<true, 2>
                                           pair_cols<true, 3>, pair_cols<true, 4>};
 
 }  // namespace
+
+void packed_dot_pair_q4_k(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+                          size_t x_stride, int nx, float* out) {
+  kQ4K[nx - 1](n, group, group_bytes, x, x_stride, out);
+}
+
+void packed_dot_pair_q6_k(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+                          size_t x_stride, int nx, float* out) {
+  kQ6K[nx - 1](n, group, group_bytes, x, x_stride, out);
+}
 
 void packed_dot_pair_q8_0(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
                           size_t x_stride, int nx, float* out) {

@@ -13,6 +13,22 @@
 //                                  | low 4 bits of code 8p + 4 + e << 4 (chunks 2p and 2p + 1)
 //   (padding to a multiple of 64 bytes)
 // The sizes are those of the GGUF blocks (34 and 22 bytes per 32 elements) plus the padding.
+//
+// The K-quants (super-blocks of 256 elements, nb = n / 256) are laid out super-block after
+// super-block, each packed_q4_k_block_bytes() / packed_q6_k_block_bytes() long, and the group
+// padded to a multiple of 64 bytes. Chunk k of a 32-element (Q4_K) or 32-element quarter (Q6_K)
+// run is its elements 4k .. 4k+3; a code vector holds one chunk of each of the 8 rows, byte 4r + e
+// for element 4k + e of row r:
+//   Q4_K: uint16_t d[8], dmin[8];          (32 bytes)
+//         uint8_t scale[8][8], min[8][8];  [sub-block s][row r], the 6-bit values of k_scales.h
+//         uint8_t qs[4][8][32];            [p][k]: low nibble = sub-block 2p, high = 2p + 1
+//   Q6_K: uint16_t d[8]; (16 bytes of padding)
+//         int8_t scale[16][8];             [sub-block of 16][row]
+//         uint8_t ql[4][8][32];            [p][k]: low 4 bits of quarter 2p (low nibble) and
+//                                          quarter 2p + 1 (high nibble); quarter g = elements
+//                                          32g .. 32g+31
+//         uint8_t qh[2][8][32];            [h][k]: bits 2j, 2j + 1 = bits 4-5 of quarter 4h + j
+// (8 x 148 and 8 x 212 bytes: the GGUF 144 and 210 plus scales as bytes and padding.)
 #pragma once
 
 #include <cstddef>
@@ -50,6 +66,13 @@ constexpr size_t packed_q5_0_block_bytes() {
   return 20 * kPackRows;
 }
 
+constexpr size_t packed_q4_k_block_bytes() {
+  return 32 + 2 * 64 + 4 * 8 * 32;
+}
+constexpr size_t packed_q6_k_block_bytes() {
+  return 32 + 128 + 4 * 8 * 32 + 2 * 8 * 32;
+}
+
 // One set per instruction set (packed_dot_*.cpp); all give bit-identical results.
 #define ICAM_PACKED_DOT_DECLARATIONS                                                              \
   void packed_dot_q8_0(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx, \
@@ -58,6 +81,13 @@ constexpr size_t packed_q5_0_block_bytes() {
                        float* out);
 namespace avx2 {
 ICAM_PACKED_DOT_DECLARATIONS
+}  // namespace avx2
+// The K-quants (activations in Q8_K rows), AVX2 only (vpmaddubsw + vpmaddwd with the scales).
+namespace avx2 {
+void packed_dot_q4_k(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx,
+                     float* out);
+void packed_dot_q6_k(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride, int nx,
+                     float* out);
 }  // namespace avx2
 namespace avxvnni {
 ICAM_PACKED_DOT_DECLARATIONS
@@ -71,6 +101,10 @@ namespace avx512 {
 void packed_dot_pair_q8_0(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
                           size_t x_stride, int nx, float* out);
 void packed_dot_pair_q5_0(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+                          size_t x_stride, int nx, float* out);
+void packed_dot_pair_q4_k(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
+                          size_t x_stride, int nx, float* out);
+void packed_dot_pair_q6_k(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
                           size_t x_stride, int nx, float* out);
 }  // namespace avx512
 
