@@ -22,20 +22,18 @@ Result<std::unique_ptr<MailboxStore>> MailboxStore::open(const std::string& path
 Result<int64_t> MailboxStore::put(uint64_t to, uint64_t from, std::string_view body) {
   std::lock_guard lock(mu_);
   int64_t id = 0;
-  ICAM_TRY_CTX(in_transaction(db_,
-                              [&]() -> Status {
-                                Statement s = ICAM_TRY(db_.prepare(
-                                    "INSERT INTO messages(to_pid, from_pid, body, sent_us) "
-                                    "VALUES (?, ?, ?, ?)"));
-                                s.bind(1, static_cast<int64_t>(to));
-                                s.bind(2, static_cast<int64_t>(from));
-                                s.bind(3, body);
-                                s.bind(4, unix_micros());
-                                ICAM_TRY(s.run());
-                                id = sqlite3_last_insert_rowid(db_.handle());
-                                return ok_status();
-                              }),
-               path_ + ": storing a message");
+  Status stored = in_transaction(db_, [&]() -> Status {
+    Statement s = ICAM_TRY(db_.prepare(
+        "INSERT INTO messages(to_pid, from_pid, body, sent_us) VALUES (?, ?, ?, ?)"));
+    s.bind(1, static_cast<int64_t>(to));
+    s.bind(2, static_cast<int64_t>(from));
+    s.bind(3, body);
+    s.bind(4, unix_micros());
+    ICAM_TRY(s.run());
+    id = sqlite3_last_insert_rowid(db_.handle());
+    return ok_status();
+  });
+  if (!stored.ok()) return std::move(stored).error().with_context(path_ + ": storing a message");
   return id;
 }
 

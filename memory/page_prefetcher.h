@@ -8,10 +8,11 @@
 //
 // Staging is bounded in bytes: a request reserves its page's bytes until the page is taken,
 // forgotten or found missing, and a request that would pass the bound is dropped (counted), so
-// staging never holds more than max_staged_bytes however many pages are asked for. A page absent from the store or refused by its checks is simply not staged (the
-// scheduler then recomputes it, as without prefetching). Staged pages stay until take() moves
-// them out or forget()/clear() drops them: the caller forgets the pages of sequences that no
-// longer need them, there is no eviction here.
+// staging never holds more than max_staged_bytes however many pages are asked for. A page absent
+// from the store or refused by its checks is simply not staged (the scheduler then reads it on
+// demand or recomputes it, as without prefetching). Staged pages stay until take() moves them out
+// or forget()/clear() drops them: the caller forgets the pages of sequences that no longer need
+// them, there is no eviction here.
 //
 // Thread-safety: every method may be called from any thread (one mutex guards the requests and
 // the staging area; the disk reads run outside it, on the background thread). The scheduler's

@@ -308,7 +308,7 @@ TEST(ToolGrammar, ExternalToolsItCannotFollowAreRefused) {
     deep = {{"type", "object"}, {"properties", {{"k", deep}}}};
   EXPECT_TRUE(refused({"calc", "deep", "", deep}, "nests too deeply"));
   std::vector<ExternalTool> many;
-  for (int i = 0; i < 65; ++i) many.push_back({"calc", "t" + std::to_string(i), "", nullptr});
+  for (int i = 0; i < 65; ++i) many.push_back({"calc", std::string("t").append(std::to_string(i)), "", nullptr});
   auto g = ToolCallGrammar::create({"tool.call"}, many);
   ASSERT_FALSE(g.ok());
   EXPECT_NE(g.error().message().find("at most 64"), std::string::npos) << g.error().message();
