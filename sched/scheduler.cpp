@@ -396,13 +396,23 @@ Status Scheduler::step() {
     e.high_water = std::max(e.high_water, e.cached);
     policy_->charge(m.id, m.count);
   }
-  size_t row = 0;
-  for (const StepMember& m : plan_.members) {
-    if (!m.samples) continue;
-    std::span<const float> logits(logits_.data() + row * n_vocab, n_vocab);
-    ++row;
-    sample(*find(m.id), logits, now);
-  }
+  // Sampling: each sequence's sampler, history and token filter are its own, so the sequences
+  // of the step are sampled in parallel on the backend's threads (idle between steps); what
+  // follows from each token (stops, events, turn ends) is then applied in batch order, as if
+  // sampled one after another.
+  sampling_.clear();
+  for (const StepMember& m : plan_.members)
+    if (m.samples) sampling_.push_back(find(m.id));
+  sampled_.assign(sampling_.size(), Result<llm::SampleResult>(make_error(Errc::internal, "")));
+  const Clock::time_point s0 = Clock::now();
+  backend_.parallel_for_each(sampling_.size(), [&](size_t i) {
+    Entry& e = *sampling_[i];
+    std::span<const float> logits(logits_.data() + i * n_vocab, n_vocab);
+    sampled_[i] = e.sampler.sample(logits, e.tokens, e.token_filter.get());
+    if (sampled_[i].ok() && e.token_filter) e.token_filter->accept(sampled_[i]->token);
+  });
+  stats_.sample_seconds += seconds_between(s0, Clock::now());
+  for (size_t i = 0; i < sampling_.size(); ++i) apply_sample(*sampling_[i], sampled_[i], now);
   policy_->end_step();
 
   const Clock::time_point t1 = Clock::now();
@@ -723,11 +733,7 @@ void Scheduler::preempt(Entry& e) {
   ++plan_.preemptions;
 }
 
-void Scheduler::sample(Entry& e, std::span<const float> logits, Clock::time_point now) {
-  const Clock::time_point s0 = Clock::now();
-  Result<llm::SampleResult> sampled = e.sampler.sample(logits, e.tokens, e.token_filter.get());
-  if (sampled.ok() && e.token_filter) e.token_filter->accept(sampled->token);
-  stats_.sample_seconds += seconds_between(s0, Clock::now());
+void Scheduler::apply_sample(Entry& e, Result<llm::SampleResult>& sampled, Clock::time_point now) {
   if (!sampled.ok()) {
     finish(e, FinishReason::error, now, "sampling failed: " + sampled.error().message());
     return;

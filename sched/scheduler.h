@@ -196,7 +196,9 @@ class Scheduler {
   const memory::PageHash& page_hash_of(Entry& e, size_t page);
   Entry* pick_victim(const Entry& requester, bool requester_admitted, size_t order_index) const;
   void preempt(Entry& e);
-  void sample(Entry& e, std::span<const float> logits, Clock::time_point now);
+  // What follows from the token sampled for `e` (or the sampling error): stops, events, the
+  // turn's end.
+  void apply_sample(Entry& e, Result<llm::SampleResult>& sampled, Clock::time_point now);
   void end_turn(Entry& e, FinishReason reason, Clock::time_point now);
   void finish(Entry& e, FinishReason reason, Clock::time_point now, std::string error = {});
   void make_runnable(Entry& e, Clock::time_point now);
@@ -227,6 +229,8 @@ class Scheduler {
   std::vector<llm::SequenceStep> batch_;
   std::vector<float> logits_;
   std::vector<uint8_t> page_buffer_;  // one page, for swapping
+  std::vector<Entry*> sampling_;      // the step's sequences that sample, in batch order
+  std::vector<Result<llm::SampleResult>> sampled_;  // ... and what each drew
   std::vector<memory::PageHash> prefetch_hashes_;  // pages asked of or forgotten by prefetcher_
 
   std::vector<Event> pending_events_;

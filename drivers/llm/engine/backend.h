@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,14 @@ class Backend {
   virtual Status forward(std::span<const SequenceStep> batch, std::vector<float>& logits) = 0;
 
   virtual BackendStats stats() const = 0;
+
+  // Calls fn(i) for every i in [0, n), on the backend's own worker threads where it has some
+  // (they are idle between forward() calls), and returns when all have run. The scheduler samples
+  // the sequences of a step this way. fn must be safe to run concurrently for different i. The
+  // default runs them in order on the calling thread.
+  virtual void parallel_for_each(size_t n, const std::function<void(size_t)>& fn) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+  }
 };
 
 // Checks a batch against the configuration and the pool before any work is done.

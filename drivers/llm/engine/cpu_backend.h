@@ -28,6 +28,11 @@ class CpuBackend final : public Backend {
   KvPool& kv_pool() override { return pool_; }
   Status forward(std::span<const SequenceStep> batch, std::vector<float>& logits) override;
   BackendStats stats() const override { return stats_; }
+  void parallel_for_each(size_t n, const std::function<void(size_t)>& fn) override {
+    threads_.parallel_for(n, 1, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) fn(i);
+    });
+  }
   int threads() const { return threads_.size(); }
 
  private:
