@@ -57,7 +57,9 @@ TEST_P(ContinuousBatching, EverySequenceGetsItsSoloOutput) {
   auto rig = make_rig(c.arch, c.type);
   ASSERT_TRUE(rig.ok()) << rig.error().message();
   auto solo_backend = rig->backend(16, 64);
-  auto backend = rig->backend(8, 256);
+  // Three threads: the step's sequences are sampled in parallel (Backend::parallel_for_each),
+  // seeded ones among them, and must still draw exactly what they draw alone.
+  auto backend = rig->backend(8, 256, 3);
   ASSERT_TRUE(solo_backend.ok() && backend.ok());
 
   Recorder recorder;

@@ -2,11 +2,12 @@
 
 namespace icam::sched::testing {
 
-Result<std::unique_ptr<llm::CpuBackend>> TinyRig::backend(int page_tokens, int pages) const {
+Result<std::unique_ptr<llm::CpuBackend>> TinyRig::backend(int page_tokens, int pages,
+                                                           int threads) const {
   const llm::ModelConfig& c = model->config();
   const uint64_t page_bytes = 2ull * c.n_layers * page_tokens * c.kv_dim() * sizeof(uint16_t);
   return llm::CpuBackend::create(c, model->weights(),
-                                 llm::KvPoolOptions{page_bytes * pages, page_tokens}, 1);
+                                 llm::KvPoolOptions{page_bytes * pages, page_tokens}, threads);
 }
 
 Result<TinyRig> make_rig(const std::string& arch, llm::GgmlType type) {

@@ -41,7 +41,9 @@ struct TinyRig {
   const llm::ModelConfig& config() const { return model->config(); }
 
   // A single-threaded CPU backend whose pool holds `pages` pages of `page_tokens` tokens.
-  Result<std::unique_ptr<llm::CpuBackend>> backend(int page_tokens, int pages) const;
+  // `threads` > 1 runs the products and the scheduler's sampling on a pool.
+  Result<std::unique_ptr<llm::CpuBackend>> backend(int page_tokens, int pages,
+                                                   int threads = 1) const;
 };
 
 // The tiny llama (F32) by default; gemma3 with Q8_0 weights exercises sliding windows and
