@@ -100,6 +100,22 @@ bool take_whitespace(ToolCallGrammar::Frame& f, uint8_t c) {
   ++f.phase;
   return false;
 }
+
+// A whitespace or literal part of a fixed syntax of `phases` parts (the call's, or tool.call's
+// held arguments'), fed byte `c`.
+enum class FixedPart { consumed, next_part, reject, last_byte };
+FixedPart take_fixed_part(const CallPart& part, ToolCallGrammar::Frame& f, uint8_t c,
+                          int phases) {
+  if (part.step == CallStep::ws)
+    return take_whitespace(f, c) ? FixedPart::consumed : FixedPart::next_part;
+  if (static_cast<uint8_t>(part.text[f.matched]) != c) return FixedPart::reject;
+  if (++f.matched == part.text.size()) {
+    f.matched = 0;
+    if (++f.phase == phases) return FixedPart::last_byte;
+  }
+  return FixedPart::consumed;
+}
+
 bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 int hex_value(uint8_t c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -486,15 +502,14 @@ ToolCallGrammar::Step ToolCallGrammar::step_call(State& state, Frame& f, uint8_t
     const CallPart& part = kCallParts[f.phase];
     switch (part.step) {
       case CallStep::ws:
-        if (take_whitespace(f, c)) return Step::consumed;
-        continue;
       case CallStep::literal:
-        if (static_cast<uint8_t>(part.text[f.matched]) != c) return Step::reject;
-        if (++f.matched == part.text.size()) {
-          f.matched = 0;
-          if (++f.phase == kCallPhases) --state.depth;  // the closing tag: the call is complete
+        switch (take_fixed_part(part, f, c, kCallPhases)) {
+          case FixedPart::next_part: continue;
+          case FixedPart::reject: return Step::reject;
+          case FixedPart::last_byte: --state.depth; return Step::consumed;  // the closing tag
+          case FixedPart::consumed: return Step::consumed;
         }
-        return Step::consumed;
+        return Step::reject;
       case CallStep::name: {
         if (c != '"' || state.depth >= kMaxDepth) return Step::reject;
         Frame& name = state.stack[state.depth++];
@@ -521,15 +536,14 @@ ToolCallGrammar::Step ToolCallGrammar::step_external_call(State& state, Frame& f
     const CallPart& part = kExternalParts[f.phase];
     switch (part.step) {
       case CallStep::ws:
-        if (take_whitespace(f, c)) return Step::consumed;
-        continue;
       case CallStep::literal:
-        if (static_cast<uint8_t>(part.text[f.matched]) != c) return Step::reject;
-        if (++f.matched == part.text.size()) {
-          f.matched = 0;
-          if (++f.phase == kExternalPhases) return close(state);  // the closing brace
+        switch (take_fixed_part(part, f, c, kExternalPhases)) {
+          case FixedPart::next_part: continue;
+          case FixedPart::reject: return Step::reject;
+          case FixedPart::last_byte: return close(state);  // the closing brace
+          case FixedPart::consumed: return Step::consumed;
         }
-        return Step::consumed;
+        return Step::reject;
       case CallStep::driver:
       case CallStep::tool: {
         // A name frame over the choice of drivers, or of the chosen driver's tools; it leaves

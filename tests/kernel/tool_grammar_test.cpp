@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -355,19 +356,26 @@ std::vector<std::string> random_walks(const ToolCallGrammar& g, uint64_t seed, i
   return bodies;
 }
 
+// The call a completed walk wrote, when parse_tool_call takes it and its arguments pass the
+// syscall table's checks (the test fails otherwise).
+std::optional<ToolCall> checked_call(const std::string& body) {
+  auto call = parse_tool_call(body);
+  EXPECT_TRUE(call.ok()) << (call.ok() ? "" : call.error().message()) << "\n" << body;
+  if (!call.ok()) return std::nullopt;
+  const syscalls::SyscallSpec* spec = syscalls::find_syscall(call->name);
+  EXPECT_NE(spec, nullptr) << body;
+  if (spec == nullptr) return std::nullopt;
+  Status valid = syscalls::validate_syscall_arguments(*spec, call->arguments);
+  EXPECT_TRUE(valid.ok()) << (valid.ok() ? "" : valid.error().message()) << "\n" << body;
+  return std::move(call).value();
+}
+
 // Every walk that completes must be a call that parse_tool_call takes and whose arguments pass
 // the syscall table's checks.
 TEST(ToolGrammar, EverythingAcceptedParsesAndValidates) {
   const ToolCallGrammar g = grammar(every_tool());
   const std::vector<std::string> bodies = random_walks(g, 20261205, 400);
-  for (const std::string& body : bodies) {
-    auto call = parse_tool_call(body);
-    ASSERT_TRUE(call.ok()) << call.error().message() << "\n" << body;
-    const syscalls::SyscallSpec* spec = syscalls::find_syscall(call->name);
-    ASSERT_NE(spec, nullptr);
-    Status valid = syscalls::validate_syscall_arguments(*spec, call->arguments);
-    EXPECT_TRUE(valid.ok()) << valid.error().message() << "\n" << body;
-  }
+  for (const std::string& body : bodies) ASSERT_TRUE(checked_call(body)) << body;
   EXPECT_GE(bodies.size(), 200u);
 }
 
@@ -381,12 +389,8 @@ TEST(ToolGrammar, EveryExternalCallAcceptedNamesARealToolWithValidArguments) {
     const std::vector<std::string> bodies = random_walks(g, every ? 7 : 20261206, 400);
     std::set<std::string> seen;
     for (const std::string& body : bodies) {
-      auto call = parse_tool_call(body);
-      ASSERT_TRUE(call.ok()) << call.error().message() << "\n" << body;
-      const syscalls::SyscallSpec* spec = syscalls::find_syscall(call->name);
-      ASSERT_NE(spec, nullptr);
-      Status valid = syscalls::validate_syscall_arguments(*spec, call->arguments);
-      EXPECT_TRUE(valid.ok()) << valid.error().message() << "\n" << body;
+      const std::optional<ToolCall> call = checked_call(body);
+      ASSERT_TRUE(call) << body;
       if (call->name != "tool.call") continue;
       const json& a = call->arguments;
       ASSERT_TRUE(a.contains("arguments")) << body;
