@@ -82,6 +82,8 @@ KernelTable make_avx2_table() {
   if (!vnni.empty() && cpu_has_avx512_packed() && !env_flag("ICAM_NO_AVX512")) {
     slot(k, GgmlType::Q8_0).packed_dot_pair = avx512::packed_dot_pair_q8_0;
     slot(k, GgmlType::Q5_0).packed_dot_pair = avx512::packed_dot_pair_q5_0;
+    slot(k, GgmlType::Q8_0).packed_pair_cols = kMaxPackedPairCols;
+    slot(k, GgmlType::Q5_0).packed_pair_cols = kMaxPackedPairCols;
     if (packed_k) {
       slot(k, GgmlType::Q4_K).packed_dot_pair = avx512::packed_dot_pair_q4_k;
       // Q6_K is packed only here: its 256-bit packed kernel (16 registers for 16 scale vectors
@@ -119,7 +121,7 @@ size_t activation_row_bytes(ActivationFormat f, int64_t n) {
     case ActivationFormat::bf16:
       return count * sizeof(uint16_t);
     case ActivationFormat::q8_0:
-      return count / kBlock32 * (kBlock32 + 2 * sizeof(float) + 8 * sizeof(int32_t));
+      return count / kBlock32 * (kBlock32 + sizeof(float) + sizeof(int32_t));
     case ActivationFormat::q8_k:
       return count / kBlock256 * sizeof(BlockQ8_K);
   }

@@ -35,6 +35,8 @@ struct FormatKernels {
   // The same on two groups at once (16 rows), where the CPU has a faster kernel for that; null:
   // packed_dot on each group.
   PackedDotPairFn packed_dot_pair = nullptr;
+  // The most activation rows one packed_dot_pair call takes (up to kMaxPackedPairCols).
+  int packed_pair_cols = kMaxPackedCols;
 };
 
 // Type ids run from 0 to 30 (BF16); the table has a slot for each, empty for unsupported ones.

@@ -33,14 +33,19 @@ inline constexpr int kMaxDotCols = 4;
 // in nb = n / 32 blocks:
 //   int8_t codes[nb * 32];   // element order
 //   float  scale[nb];        // the block's fp16 scale, widened
-//   float  scaled_sum[nb];   // scale * (sum of the block's codes), exact in float
-//   int32_t neg_chunk_sum[nb * 8];  // [8b + k]: -128 * (sum of codes 4k .. 4k+3 of block b)
-// Float scales save an fp16 conversion per block and column; scaled sums let the 4- and 5-bit
-// formats multiply unsigned codes and subtract their offset once per 8 blocks. The chunk sums
-// let the 512-bit packed Q8_0 kernels (packed_dot_avx512.cpp) feed weights biased by +128 as
-// unsigned bytes to vpdpbusd, starting each 4-element sum at -128 * (the activations' sum): the
-// same integer as the signed product, with no per-chunk sign fix-up.
-// Its size is activation_row_bytes(ActivationFormat::q8_0, n) (kernel_table.h): 72 bytes a block.
+//   int32_t code_sum[nb];    // the sum of the block's codes
+// Float scales save an fp16 conversion per block and column. The code sums let kernels multiply
+// unsigned bytes (vpmaddubsw, vpdpbusd): the 4- and 5-bit formats' codes as stored (0..15,
+// 0..31) and the 512-bit kernels' Q8_0 codes biased by +128, then subtract offset * code_sum
+// once per block, which gives exactly the integer of the signed product.
+// Its size is activation_row_bytes(ActivationFormat::q8_0, n) (kernel_table.h): 40 bytes a block.
+//
+// Numerics of the 32-element formats (Q8_0, Q5_0, Q4_0), the same in every set and kernel, so that
+// all of them (scalar, AVX2 rows, packed, 512-bit) give bit-identical results: per block b, in
+// block order, s_b is the exact integer dot product of the signed codes, d_b the float product of
+// the two block scales, and the result is acc = fma(d_b, float(s_b), acc) from acc = 0. One
+// float operation per block and row (not per 4-element chunk) is what lets the packed kernels'
+// integer units, not their float ones, set the pace.
 
 // The portable reference set.
 namespace scalar {

@@ -171,7 +171,7 @@ void run_units(const JobRun& run, int64_t u0, int64_t u1, const uint8_t* act, si
   const int64_t ldy = run.job->ldy;
   const int64_t cols = w.cols();
   const auto* original = static_cast<const uint8_t*>(w.original());
-  float out[2 * kPackRows * std::max(kMaxPackedCols, kMaxDotCols)];
+  float out[2 * kPackRows * std::max({kMaxPackedCols, kMaxPackedPairCols, kMaxDotCols})];
   for (int64_t tile = 0; tile < batch; tile += kBatchTile) {
     const int64_t tile_end = std::min(batch, tile + kBatchTile);
     for (int64_t u = u0; u < u1; ++u) {
@@ -179,8 +179,8 @@ void run_units(const JobRun& run, int64_t u0, int64_t u1, const uint8_t* act, si
       // Two whole groups at once where the CPU has a kernel for that (16 rows per vector).
       if (k.packed_dot_pair != nullptr && u + 1 < u1 && r0 + 2 * kPackRows <= w.packed_rows()) {
         const uint8_t* group = w.group(u);
-        for (int64_t b = tile; b < tile_end; b += kMaxPackedCols) {
-          const int nx = static_cast<int>(std::min<int64_t>(kMaxPackedCols, tile_end - b));
+        for (int64_t b = tile; b < tile_end; b += k.packed_pair_cols) {
+          const int nx = static_cast<int>(std::min<int64_t>(k.packed_pair_cols, tile_end - b));
           k.packed_dot_pair(cols, group, w.group_bytes(),
                             act + static_cast<size_t>(b) * act_row_bytes, act_row_bytes, nx, out);
           for (int c = 0; c < nx; ++c)

@@ -10,12 +10,11 @@
 // leave in lane r the exact integer partial sum of row r over the chunk: no horizontal sums, and
 // the 8 rows' block scales load as one vector.
 //
-// Results are bit-identical to the row-by-row AVX2 kernels (dot_blocks32_cols in
-// vec_dot_avx2.cpp), whose float order decides which token wins: those keep, per row, eight
-// float lanes where lane k adds scale * (chunk k's integer sum) block after block with a fused
-// multiply-add, and sum the lanes at the end as ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
-// Here chunk k's accumulator holds lane k of all 8 rows, so the same operations happen in the
-// same order, on 8 rows at once. The Q5_0 offset term is kept the same way (see below).
+// Results are bit-identical to the scalar and row-by-row AVX2 kernels: all follow the numerics of
+// kernels.h (per row, one fused multiply-add of d_w * d_x and the block's exact integer sum,
+// block after block). Here lane r of each vector is row r, so the integer sums of a block need no
+// horizontal adds and the float work is one conversion and one fused multiply-add per block for 8
+// rows.
 #include <immintrin.h>
 
 #include <cstring>
@@ -26,9 +25,10 @@
 namespace icam::llm::avx2 {
 namespace {
 
-// vpmaddubsw (pairs of byte products, 16-bit) then vpmaddwd with ones (pairs of those, 32-bit).
-__m256i dot4(__m256i u, __m256i s) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+// vpmaddubsw (pairs of byte products, 16-bit) then vpmaddwd with ones (pairs of those, 32-bit),
+// added to acc.
+__m256i dot4_add(__m256i acc, __m256i u, __m256i s) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
 }  // namespace

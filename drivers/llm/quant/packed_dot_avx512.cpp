@@ -6,27 +6,21 @@
 // kernel_table.cpp on CPUs that have those sets; internal helpers only, no standard-library
 // templates (see vec_dot_avx2.cpp).
 //
-// What is the same as the 256-bit kernels: per row and activation row, eight float accumulators
-// (chunk k of every block adds d_w * d_x * (chunk k's exact integer sum) with a fused
-// multiply-add, block after block), summed at the end as ((l0 + l4) + (l2 + l6)) + ((l1 + l5) +
-// (l3 + l7)); the Q5_0 offset term kept by block mod 8. Only the vectors are twice as wide: lanes
-// 0-7 hold the rows of the first group, lanes 8-15 those of the second, so each integer dot
-// product, conversion and fused multiply-add serves 16 rows.
+// Q8_0 and Q5_0 follow the numerics of kernels.h, as every kernel does (one fused multiply-add
+// per block and row, in block order), so the results are bit-identical to the 256-bit, row and
+// scalar kernels; lanes 0-7 hold the rows of the first group, lanes 8-15 those of the second.
+// Q4_K and Q6_K keep the eight-lane sums of packed_dot_k_kernels.inc.
 //
 // What differs, in the integer part only (the sums are the same integers):
 // - Q8_0: vpdpbusd multiplies unsigned by signed bytes. The 256-bit kernels make the weights
 //   unsigned with vpsignb (|w| times the activation with w's sign), once per chunk and
 //   activation row; AVX-512 has no vpsignb. Here the weights are biased instead, w + 128 (an xor
-//   with 0x80, once per chunk for all activation rows), and each sum starts at -128 * (the sum of
-//   the activation chunk), precomputed by the activation quantizer (kernels.h): sum (w + 128) * a
-//   - 128 * sum a = sum w * a, exactly, in int32 (|sum| < 2^17). The activation codes reach
-//   vpdpbusd as an embedded 32-bit broadcast from memory, the start value as a broadcast load.
-// - Q5_0: the codes are unsigned already and go to vpdpbusd as they are, as in the 256-bit
-//   kernels.
-// - Register blocking: each weight vector (one chunk of 16 rows, loaded, biased or unpacked
-//   once) serves all the call's activation rows (up to 4). Up to 3 activation rows (Q5_0: 2)
-//   keep all 8 chunk accumulators of each in registers; more go over the blocks twice, chunks
-//   0-3 then 4-7, so that nothing spills. Each accumulator still sees its blocks in order.
+//   with 0x80, once per chunk for all activation rows), and each block's sum starts at -128 *
+//   (the activation block's code sum, kernels.h): sum (w + 128) * a - 128 * sum a = sum w * a,
+//   exactly, in int32 (|sum| < 2^20). The activation codes reach vpdpbusd as an embedded 32-bit
+//   broadcast from memory.
+// - Q5_0: the codes are unsigned already and go to vpdpbusd as they are; the sums start at -16 *
+//   the code sum, as in the 256-bit kernels.
 #include <immintrin.h>
 
 #include <cstring>
@@ -46,16 +40,14 @@ namespace {
 struct ActivationRow {
   const int8_t* codes;
   const float* scales;
-  const float* scaled_sums;
-  const int32_t* neg_chunk_sums;
+  const int32_t* code_sums;
 };
 
 ActivationRow activation_row(const uint8_t* x, size_t x_stride, int c, int64_t blocks) {
   ActivationRow row;
   row.codes = reinterpret_cast<const int8_t*>(x + c * x_stride);
   row.scales = reinterpret_cast<const float*>(row.codes + blocks * kBlock32);
-  row.scaled_sums = row.scales + blocks;
-  row.neg_chunk_sums = reinterpret_cast<const int32_t*>(row.scaled_sums + blocks);
+  row.code_sums = reinterpret_cast<const int32_t*>(row.scales + blocks);
   return row;
 }
 
@@ -79,7 +71,7 @@ __m512 row_scales(const uint16_t* scales0, const uint16_t* scales1, int64_t b) {
   return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
 }
 
-// As sum_lanes of packed_dot_kernels.inc, 16 rows at once.
+// As the K-quant kernels' sum_lanes in packed_dot_avx2.cpp, 16 rows at once.
 __m512 sum_lanes(const __m512 (&v)[8]) {
   const __m512 t0 = _mm512_add_ps(v[0], v[4]);
   const __m512 t1 = _mm512_add_ps(v[1], v[5]);
@@ -135,87 +127,54 @@ __attribute__((always_inline)) inline void unroll(const F& f) {
 
 constexpr size_t kPrefetchAhead = 2048;
 
-// One pass over the blocks for chunks K0 .. K0 + KC - 1 of NX activation rows; leaves chunk k's
-// accumulator of activation row c in total[c][k].
-template <bool Q5, int NX, int K0, int KC>
-__attribute__((always_inline)) inline void pass(int64_t blocks, const uint16_t* scales0,
-                                                const uint16_t* scales1, const uint8_t* codes,
-                                                size_t group_bytes, const ActivationRow* act,
-                                                __m512 (&total)[NX][8]) {
-  constexpr size_t block_bytes = Q5 ? packed_q5_0_block_bytes() : packed_q8_0_block_bytes();
-  __m512 acc[NX][KC];
-#pragma GCC unroll 4
-  for (int c = 0; c < NX; ++c)
-#pragma GCC unroll 8
-    for (int k = 0; k < KC; ++k) acc[c][k] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b) {
-    const __m512 dw = row_scales(scales0, scales1, b);
-    __m512 d[NX];
-#pragma GCC unroll 4
-    for (int c = 0; c < NX; ++c) d[c] = _mm512_mul_ps(dw, _mm512_set1_ps(act[c].scales[b]));
-    const uint8_t* w = codes + b * block_bytes;
-    if constexpr (K0 == 0) {
-      // Weights come from memory in the first pass over a pair of groups (a second pass and the
-      // calls for further activation rows find them in cache). Ask for them 2 KiB ahead in both
-      // groups (past a group's end: the next groups): on the 2-core Xeon the hardware prefetchers
-      // alone left the batch-4 kernel waiting on memory (54 -> 68 G multiply-adds/s a core).
-      for (size_t i = 0; i < block_bytes; i += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetchAhead + i), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(w + group_bytes + kPrefetchAhead + i),
-                     _MM_HINT_T0);
-      }
-    }
-    const __m512i plane = Q5 ? load_pair(w, group_bytes) : _mm512_setzero_si512();
-    const auto step = [&]<int J>() {
-      constexpr int k = K0 + J;
-      const __m512i q = weights<Q5, k>(w, group_bytes, plane);
-#pragma GCC unroll 4
-      for (int c = 0; c < NX; ++c) {
-        const __m512i a = _mm512_set1_epi32(load32(act[c].codes + b * kBlock32 + 4 * k));
-        const __m512i start =
-            Q5 ? _mm512_setzero_si512() : _mm512_set1_epi32(act[c].neg_chunk_sums[8 * b + k]);
-        const __m512i dot = _mm512_dpbusd_epi32(start, q, a);
-        acc[c][J] = _mm512_fmadd_ps(d[c], _mm512_cvtepi32_ps(dot), acc[c][J]);
-      }
-    };
-    unroll<0, KC>(step);
-  }
-  for (int c = 0; c < NX; ++c)
-    for (int k = 0; k < KC; ++k) total[c][K0 + k] = acc[c][k];
-}
-
+// Q8_0 and Q5_0 on a pair of groups with the numerics of kernels.h: per block, the 16 rows'
+// exact integer sums (vpdpbusd, started at -offset * the activation block's code sum), then one
+// conversion and one fused multiply-add per block and activation row. Each block's weights are
+// loaded (and biased or unpacked) once, into 8 registers, for all NX activation rows.
 template <bool Q5, int NX>
 void pair_cols(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
                size_t x_stride, float* out) {
+  constexpr size_t block_bytes = Q5 ? packed_q5_0_block_bytes() : packed_q8_0_block_bytes();
+  constexpr int32_t offset = Q5 ? 16 : 128;
   const int64_t blocks = n / kBlock32;
   const auto* scales0 = reinterpret_cast<const uint16_t*>(group);
   const auto* scales1 = reinterpret_cast<const uint16_t*>(group + group_bytes);
   const uint8_t* codes = group + packed_scale_bytes(blocks);
   ActivationRow act[NX];
-  for (int c = 0; c < NX; ++c) act[c] = activation_row(x, x_stride, c, blocks);
-  __m512 total[NX][8];
-  // All 8 chunk accumulators of every activation row in registers where they fit.
-  // (Measured on a 2-core Xeon with AVX-512: the Q5_0 unpacking needs more registers.)
-  constexpr int kChunksPerPass = NX <= (Q5 ? 2 : 3) ? 8 : 4;
-  pass<Q5, NX, 0, kChunksPerPass>(blocks, scales0, scales1, codes, group_bytes, act, total);
-  if constexpr (kChunksPerPass == 4)
-    pass<Q5, NX, 4, 4>(blocks, scales0, scales1, codes, group_bytes, act, total);
+  __m512 acc[NX];
   for (int c = 0; c < NX; ++c) {
-    if constexpr (!Q5) {
-      store16(out + 2 * kPackRows * c, sum_lanes(total[c]));
-    } else {
-      // The codes' offset of 16, as in packed_dot_kernels.inc: accumulator k takes blocks
-      // b = k mod 8.
-      __m512 offset[8];
-      for (int k = 0; k < 8; ++k) offset[k] = _mm512_setzero_ps();
-      for (int64_t b = 0; b < blocks; ++b)
-        offset[b % 8] = _mm512_fmadd_ps(row_scales(scales0, scales1, b),
-                                        _mm512_set1_ps(act[c].scaled_sums[b]), offset[b % 8]);
-      const __m512 sum =
-          _mm512_sub_ps(sum_lanes(total[c]), _mm512_mul_ps(_mm512_set1_ps(16.0f), sum_lanes(offset)));
-      store16(out + 2 * kPackRows * c, sum);
+    act[c] = activation_row(x, x_stride, c, blocks);
+    acc[c] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* w = codes + b * block_bytes;
+    // Ask for the weights 2 KiB ahead in both groups (past a group's end: the next groups): on
+    // the 2-core Xeon the hardware prefetchers alone left the kernels waiting on memory.
+    for (size_t i = 0; i < block_bytes; i += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetchAhead + i), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w + group_bytes + kPrefetchAhead + i),
+                   _MM_HINT_T0);
+    }
+    const __m512i plane = Q5 ? load_pair(w, group_bytes) : _mm512_setzero_si512();
+    __m512i q[8];
+    unroll<0, 8>([&]<int K>() { q[K] = weights<Q5, K>(w, group_bytes, plane); });
+    const __m512 dw = row_scales(scales0, scales1, b);
+#pragma GCC unroll 8
+    for (int c = 0; c < NX; ++c) {
+      const int8_t* a = act[c].codes + b * kBlock32;
+      // Two chains of four, so that one activation row does not wait on eight in a row.
+      __m512i even = _mm512_set1_epi32(-offset * act[c].code_sums[b]);
+      __m512i odd = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int k = 0; k < 8; k += 2) {
+        even = _mm512_dpbusd_epi32(even, q[k], _mm512_set1_epi32(load32(a + 4 * k)));
+        odd = _mm512_dpbusd_epi32(odd, q[k + 1], _mm512_set1_epi32(load32(a + 4 * k + 4)));
+      }
+      const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(act[c].scales[b]));
+      acc[c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd)), acc[c]);
     }
   }
+  for (int c = 0; c < NX; ++c) store16(out + 2 * kPackRows * c, acc[c]);
 }
 
 // ---- Q4_K and Q6_K (packed_dot_k_kernels.inc): two groups, 16 rows per call ----------------
@@ -280,10 +239,12 @@ struct V {
 using PairFn = void (*)(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
                         size_t x_stride, float* out);
 
-constexpr PairFn kQ8_0[kMaxPackedCols] = {pair_cols<false, 1>, pair_cols<false, 2>,
-                                          pair_cols<false, 3>, pair_cols<false, 4>};
-constexpr PairFn kQ5_0[kMaxPackedCols] = {pair_cols<true, 1>, pair_cols<true, 2>,
-                                          pair_cols<true, 3>, pair_cols<true, 4>};
+constexpr PairFn kQ8_0[kMaxPackedPairCols] = {
+    pair_cols<false, 1>, pair_cols<false, 2>, pair_cols<false, 3>, pair_cols<false, 4>,
+    pair_cols<false, 5>, pair_cols<false, 6>, pair_cols<false, 7>, pair_cols<false, 8>};
+constexpr PairFn kQ5_0[kMaxPackedPairCols] = {
+    pair_cols<true, 1>, pair_cols<true, 2>, pair_cols<true, 3>, pair_cols<true, 4>,
+    pair_cols<true, 5>, pair_cols<true, 6>, pair_cols<true, 7>, pair_cols<true, 8>};
 
 }  // namespace
 

@@ -13,8 +13,8 @@
 namespace icam::llm::avxvnni {
 namespace {
 
-__m256i dot4(__m256i u, __m256i s) {
-  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+__m256i dot4_add(__m256i acc, __m256i u, __m256i s) {
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
 }
 
 }  // namespace

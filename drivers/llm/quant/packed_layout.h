@@ -39,6 +39,9 @@ namespace icam::llm {
 inline constexpr int kPackRows = 8;
 // The most activation rows one packed kernel call takes.
 inline constexpr int kMaxPackedCols = 4;
+// The most one pair kernel call may take (FormatKernels::packed_pair_cols says how many a given
+// one does): the 512-bit Q8_0 and Q5_0 kernels keep a block's weights in registers for 8 rows.
+inline constexpr int kMaxPackedPairCols = 8;
 
 // The dot products of the 8 rows of one packed group (n elements each) with nx activation rows
 // (1 <= nx <= kMaxPackedCols) in the Q8_0 activation layout (kernels.h), activation row c at
@@ -47,9 +50,9 @@ inline constexpr int kMaxPackedCols = 4;
 using PackedDotFn = void (*)(int64_t n, const uint8_t* group, const uint8_t* x, size_t x_stride,
                              int nx, float* out);
 
-// As PackedDotFn for two consecutive groups (16 rows), the second group_bytes after the first:
-// out[16 * c + r] for rows r = 0..7 of the first group and 8 + r of the second. Bit-identical to
-// two PackedDotFn calls.
+// As PackedDotFn for two consecutive groups (16 rows), the second group_bytes after the first,
+// and up to FormatKernels::packed_pair_cols activation rows: out[16 * c + r] for rows r = 0..7
+// of the first group and 8 + r of the second. Bit-identical to two PackedDotFn calls.
 using PackedDotPairFn = void (*)(int64_t n, const uint8_t* group, size_t group_bytes,
                                  const uint8_t* x, size_t x_stride, int nx, float* out);
 

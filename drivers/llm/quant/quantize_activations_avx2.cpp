@@ -66,8 +66,7 @@ void quantize_q8_0_activations(const float* src, void* dst, int64_t n) {
   const int64_t blocks = n / kBlock32;
   auto* codes = static_cast<int8_t*>(dst);
   auto* scales = reinterpret_cast<float*>(codes + blocks * kBlock32);
-  float* scaled_sums = scales + blocks;
-  auto* neg_chunk_sums = reinterpret_cast<int32_t*>(scaled_sums + blocks);
+  auto* code_sums = reinterpret_cast<int32_t*>(scales + blocks);
   for (int64_t b = 0; b < blocks; ++b) {
     const float* x = src + b * kBlock32;
     const float amax = max_abs(x, kBlock32);
@@ -75,10 +74,7 @@ void quantize_q8_0_activations(const float* src, void* dst, int64_t n) {
     const __m256i q = round_to_int8(x, _mm256_set1_ps(inverse));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + b * kBlock32), q);
     scales[b] = _cvtsh_ss(_cvtss_sh(amax / 127.0f, 0));
-    const __m256i chunks = sum_chunks(q);
-    scaled_sums[b] = scales[b] * static_cast<float>(sum_codes(chunks));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(neg_chunk_sums + 8 * b),
-                        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(chunks, 7)));
+    code_sums[b] = sum_codes(sum_chunks(q));
   }
 }
 

@@ -56,17 +56,12 @@ void quantize_q8_0_activations(const float* src, void* dst, int64_t n) {
   const int64_t blocks = n / kBlock32;
   auto* codes = static_cast<int8_t*>(dst);
   auto* scales = reinterpret_cast<float*>(codes + blocks * kBlock32);
-  float* scaled_sums = scales + blocks;
-  auto* neg_chunk_sums = reinterpret_cast<int32_t*>(scaled_sums + blocks);
+  auto* code_sums = reinterpret_cast<int32_t*>(scales + blocks);
   for (int64_t b = 0; b < blocks; ++b) {
     int sum;
     const uint16_t d = quantize_block32(src + b * kBlock32, codes + b * kBlock32, &sum);
     scales[b] = detail::fp16_to_f32(d);
-    scaled_sums[b] = scales[b] * static_cast<float>(sum);  // exact: 11 + 12 significant bits
-    for (int k = 0; k < 8; ++k) {
-      const int8_t* q = codes + b * kBlock32 + 4 * k;
-      neg_chunk_sums[8 * b + k] = -128 * (q[0] + q[1] + q[2] + q[3]);
-    }
+    code_sums[b] = sum;
   }
 }
 

@@ -10,10 +10,12 @@
 // sub-block scales on the way for the K-quants). Each weight block is unpacked once and used for
 // all activation rows, which is what makes batched products cheaper than repeated ones.
 //
-// Block results are exact integers in eight int32 lanes, scaled and accumulated in eight float
-// lanes (as ggml does) and summed across lanes at the end of the row, so results agree with
-// vec_dot_scalar.cpp to float rounding, and exactly when all scales are 1. Q4_0 and Q5_0 multiply
-// unsigned codes and subtract the codes' offset times the activation sums per 8 blocks.
+// The 32-element formats (Q8_0, Q5_0, Q4_0) follow the numerics of kernels.h exactly (one fused
+// multiply-add per block, in block order), so they are bit-identical to vec_dot_scalar.cpp; Q4_0
+// and Q5_0 multiply unsigned codes and subtract the codes' offset times the activation's code
+// sum per block, in integers. The K-quants' block results are exact integers in eight int32
+// lanes, scaled and accumulated in eight float lanes (as ggml does) and summed across lanes at
+// the end of the row, so they agree with vec_dot_scalar.cpp to float rounding.
 #include <immintrin.h>
 
 #include <cstring>
@@ -213,71 +215,65 @@ __m256 load_floats(const float* p, int count) {
   return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane));
 }
 
-// Adds block b's products with NX activation rows to acc[c], scaled by scale(c) (the product of
-// the two block scales).
-template <int NX, typename Format, typename ScaleOf>
-void accumulate_block32(const typename Format::Block& block, const int8_t* const* codes, int64_t b,
-                        ScaleOf scale, __m256 (&acc)[NX]) {
-  const auto q = Format::codes(block);
-  for (int c = 0; c < NX; ++c) {
-    const __m256i dot = Format::dot(q, codes[c] + b * kBlock32);
-    acc[c] = _mm256_fmadd_ps(scale(c), _mm256_cvtepi32_ps(dot), acc[c]);
-  }
+// Lane k: the sum of the eight int32 lanes of v[k], exactly (integer adds in any order).
+__m256i sum_lanes_epi32(const __m256i (&v)[8]) {
+  // After two rounds of pairwise adds, lane j of each 128-bit half holds vector j's (or j + 4's)
+  // partial sum over that half; the halves are then added.
+  const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]),
+                                          _mm256_hadd_epi32(v[2], v[3]));
+  const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]),
+                                          _mm256_hadd_epi32(v[6], v[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                          _mm256_permute2x128_si256(h0123, h4567, 0x31));
 }
 
-// Works in groups of 8 blocks: the 8 weight scales are converted at once and multiplied by each
-// activation row's 8 scales in one vector operation, and the offset of unsigned codes is
-// subtracted as kOffset * sum_b d_w[b] * scaled_sum[b], one fused multiply-add per group. The
-// order of additions per row is the same for every NX, so a row's result does not depend on how
-// many rows were computed with it.
-//
-// Each block's scale is broadcast from a small table for one or two rows (a load, no arithmetic);
-// with more rows it is permuted out of a register instead, because with the table GCC keeps the
-// accumulators in memory (loads from the table might alias them).
+// Works in groups of 8 blocks, with the numerics of kernels.h: each block's exact integer sum
+// s_b (the unsigned codes' offset taken off as kOffset * code_sum[b]), then, block after block,
+// acc = fma(d_w[b] * d_x[b], s_b, acc) in scalar float. The weight block is unpacked once for all
+// activation rows; the per-block lane sums and scales go through vectors 8 blocks at a time, and
+// only the (inherently sequential) accumulation is scalar.
 template <int NX, typename Format>
 void dot_blocks32_cols(int64_t n, const void* w, const uint8_t* x, size_t x_stride, float* out) {
   const auto* row = static_cast<const typename Format::Block*>(w);
   const int64_t blocks = n / kBlock32;
   const int8_t* codes[NX];
   const float* scales[NX];
-  const float* scaled_sums[NX];
-  __m256 acc[NX], offset[NX];
+  const int32_t* code_sums[NX];
+  float acc[NX];
   for (int c = 0; c < NX; ++c) {
     codes[c] = reinterpret_cast<const int8_t*>(x + c * x_stride);
     scales[c] = reinterpret_cast<const float*>(codes[c] + blocks * kBlock32);
-    scaled_sums[c] = scales[c] + blocks;
-    acc[c] = _mm256_setzero_ps();
-    offset[c] = _mm256_setzero_ps();
+    code_sums[c] = reinterpret_cast<const int32_t*>(scales[c] + blocks);
+    acc[c] = 0.0f;
   }
   for (int64_t g = 0; g < blocks; g += 8) {
     const int count = static_cast<int>(blocks - g < 8 ? blocks - g : 8);
+    __m256i lanes[NX][8];
+    for (int k = 0; k < 8; ++k) {
+      if (k >= count) {
+        for (int c = 0; c < NX; ++c) lanes[c][k] = _mm256_setzero_si256();
+        continue;
+      }
+      const auto q = Format::codes(row[g + k]);
+      for (int c = 0; c < NX; ++c) lanes[c][k] = Format::dot(q, codes[c] + (g + k) * kBlock32);
+    }
     const __m256 dw = block_scales(row + g, count);
-    __m256 d[NX];
     for (int c = 0; c < NX; ++c) {
-      d[c] = _mm256_mul_ps(dw, load_floats(scales[c] + g, count));
+      __m256i sums = sum_lanes_epi32(lanes[c]);
       if constexpr (Format::kOffset != 0) {
-        offset[c] = _mm256_fmadd_ps(dw, load_floats(scaled_sums[c] + g, count), offset[c]);
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i code_sum = _mm256_maskload_epi32(
+            code_sums[c] + g, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane));
+        sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(code_sum,
+                                                         _mm256_set1_epi32(Format::kOffset)));
       }
-    }
-    if constexpr (NX <= 2) {
-      alignas(32) float table[NX][8];
-      for (int c = 0; c < NX; ++c) _mm256_store_ps(table[c], d[c]);
-      for (int k = 0; k < count; ++k) {
-        const auto scale = [&](int c) { return _mm256_broadcast_ss(&table[c][k]); };
-        accumulate_block32<NX, Format>(row[g + k], codes, g + k, scale, acc);
-      }
-    } else {
-      for (int k = 0; k < count; ++k) {
-        const __m256i lane = _mm256_set1_epi32(k);
-        const auto scale = [&](int c) { return _mm256_permutevar8x32_ps(d[c], lane); };
-        accumulate_block32<NX, Format>(row[g + k], codes, g + k, scale, acc);
-      }
+      alignas(32) float s[8], d[8];
+      _mm256_store_ps(s, _mm256_cvtepi32_ps(sums));
+      _mm256_store_ps(d, _mm256_mul_ps(dw, load_floats(scales[c] + g, count)));
+      for (int k = 0; k < count; ++k) acc[c] = __builtin_fmaf(d[k], s[k], acc[c]);
     }
   }
-  for (int c = 0; c < NX; ++c) {
-    out[c] = hsum_ps(acc[c]);
-    if constexpr (Format::kOffset != 0) out[c] -= Format::kOffset * hsum_ps(offset[c]);
-  }
+  for (int c = 0; c < NX; ++c) out[c] = acc[c];
 }
 
 // ---- K-quants against Q8_K ---------------------------------------------------------------------

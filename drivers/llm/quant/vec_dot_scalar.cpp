@@ -1,9 +1,12 @@
 // Scalar dot products of one weight row with nx activation rows, the reference for the AVX2 ones.
 //
 // As in ggml, quantized dots are exact integer sums within a block (a super-block for the
-// K-quants), multiplied by the product of the two block scales and summed in float. The AVX2
+// K-quants), multiplied by the product of the two block scales and summed in float. For the
+// 32-element formats the float steps are fixed (kernels.h: one fused multiply-add per block, in
+// order), so every other kernel gives these results bit for bit. For the K-quants the AVX2
 // kernels compute the same integers but add the scaled block results in eight float lanes, so the
 // two agree to float rounding (exactly when every partial sum is an integer below 2^24).
+#include <cmath>
 #include <cstring>
 
 #include "drivers/llm/quant/block_formats.h"
@@ -59,7 +62,7 @@ void dot_blocks32(int64_t n, const void* w, const void* x, size_t x_stride, int 
       int q[kBlock32];
       unpack(row[b], q);
       const float d = detail::fp16_to_f32(row[b].d) * scales[b];
-      sum += d * static_cast<float>(dot32(q, codes + b * kBlock32));
+      sum = std::fma(d, static_cast<float>(dot32(q, codes + b * kBlock32)), sum);
     }
     out[c] = sum;
   }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -79,9 +80,9 @@ TEST_P(Packed, EqualsRowKernelsBitForBit) {
           weights(t, rows, cols, random_bits, static_cast<uint32_t>(rows * 7 + cols));
       const PackedWeight p = PackedWeight::pack(t, w.data(), rows, cols);
       ASSERT_EQ(p.packed_rows(), rows / 8 * 8);
-      // Against the scalar reference (to float rounding; the row kernels, asserted equal above,
-      // differ from it as much): random K-quant blocks cancel large scale and min terms, so their
-      // relative rounding error is larger.
+      // Against the scalar reference: bit for bit for Q8_0 and Q5_0; to float rounding for the
+      // K-quants (the row kernels differ from it as much), whose random blocks cancel large
+      // scale and min terms, so that their relative rounding error is larger.
       const double tolerance = is_k_quant(t) && random_bits ? 2e-3 : 1e-4;
       for (const int64_t batch : {1, 2, 3, 4, 5, 8, 9, 16, 32, 37}) {
         SCOPED_TRACE(test::type_name(t) + " " + std::to_string(rows) + "x" + std::to_string(cols) +
@@ -102,6 +103,12 @@ TEST_P(Packed, EqualsRowKernelsBitForBit) {
               ASSERT_EQ(y[b * ldy + r], rowwise[b * rows + r])
                   << "row " << r << " column " << b << ", " << pool->size() << " threads";
               const float want = reference[b * rows + r];
+              if (!is_k_quant(t)) {
+                // The 32-element formats' float steps are fixed (kernels.h): scalar bits.
+                ASSERT_EQ(std::memcmp(&y[b * ldy + r], &want, sizeof want), 0)
+                    << "row " << r << ": " << y[b * ldy + r] << " vs scalar " << want;
+                continue;
+              }
               ASSERT_NEAR(y[b * ldy + r], want, tolerance * (1 + std::fabs(want))) << "row " << r;
             }
             for (int64_t r = rows; r < ldy; ++r) ASSERT_EQ(y[b * ldy + r], -777.0f);
@@ -162,7 +169,8 @@ TEST_P(Packed, InstructionSetVariantsAgreeBitForBit) {
 
 // The 512-bit kernels on pairs of groups (16 rows) give, bit for bit, what the AVX2 kernel gives
 // on each group of the pair: every shape class (1 to 128 blocks, odd counts), 1 to 4 activation
-// rows per call (matmul takes longer batches 4 rows at a time), quantized normal weights and
+// rows per call (1 to 8 for Q8_0 and Q5_0; matmul takes longer batches that many rows at a
+// time), quantized normal weights and
 // random blocks (every code, Q8_0's -128 included), activations with extreme codes and all-zero
 // blocks.
 TEST_P(Packed, Avx512PairKernelsEqualAvx2BitForBit) {
@@ -199,25 +207,30 @@ TEST_P(Packed, Avx512PairKernelsEqualAvx2BitForBit) {
           weights(t, rows, cols, random_bits, static_cast<uint32_t>(cols + random_bits));
       const PackedWeight p = PackedWeight::pack(t, w.data(), rows, cols);
       ASSERT_EQ(p.packed_rows(), rows);
+      const int max_nx = active_kernels()[t].packed_pair_cols;
       std::vector<float> x =
-          test::random_floats(static_cast<size_t>(kMaxPackedCols * cols), static_cast<uint32_t>(cols));
+          test::random_floats(static_cast<size_t>(max_nx * cols), static_cast<uint32_t>(cols));
       // An all-zero block in row 1 and a block with one large element in row 2.
       for (int j = 0; j < 32; ++j) x[static_cast<size_t>(cols) + j] = 0.0f;
       x[static_cast<size_t>(2 * cols) + 5] = -1000.0f;
       const size_t stride = activation_row_bytes(format, cols);
-      std::vector<uint8_t> xq(stride * kMaxPackedCols);
-      for (int c = 0; c < kMaxPackedCols; ++c)
+      std::vector<uint8_t> xq(stride * max_nx);
+      for (int c = 0; c < max_nx; ++c)
         active_kernels()[format].quantize(x.data() + c * cols, xq.data() + c * stride, cols);
-      for (int nx = 1; nx <= kMaxPackedCols; ++nx) {
+      for (int nx = 1; nx <= max_nx; ++nx) {
         for (int64_t g = 0; g + 1 < rows / kPackRows; ++g) {
           std::vector<float> want(static_cast<size_t>(2 * kPackRows * nx));
           std::vector<float> got(want.size(), -1.0f);
-          std::vector<float> one(static_cast<size_t>(kPackRows * nx));
+          std::vector<float> one(static_cast<size_t>(kPackRows * kMaxPackedCols));
           for (int h = 0; h < 2; ++h) {
-            single(cols, p.group(g + h), xq.data(), stride, nx, one.data());
-            for (int c = 0; c < nx; ++c)
-              std::memcpy(want.data() + 2 * kPackRows * c + kPackRows * h,
-                          one.data() + kPackRows * c, sizeof(float) * kPackRows);
+            // The 256-bit kernel takes up to kMaxPackedCols rows a call.
+            for (int c0 = 0; c0 < nx; c0 += kMaxPackedCols) {
+              const int n1 = std::min(kMaxPackedCols, nx - c0);
+              single(cols, p.group(g + h), xq.data() + c0 * stride, stride, n1, one.data());
+              for (int c = 0; c < n1; ++c)
+                std::memcpy(want.data() + 2 * kPackRows * (c0 + c) + kPackRows * h,
+                            one.data() + kPackRows * c, sizeof(float) * kPackRows);
+            }
           }
           pair(cols, p.group(g), p.group_bytes(), xq.data(), stride, nx, got.data());
           ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
