@@ -11,6 +11,8 @@ namespace icam::llm::ops {
 float dot_f16_avx2(const float* q, const uint16_t* k, int n);
 void axpy_f16_avx2(float w, const uint16_t* v, float* out, int n);
 void f32_to_f16_avx2(const float* in, uint16_t* out, int n);
+void gated_gelu_avx2(const float* gate, const float* up, float* out, int n);
+void gated_silu_avx2(const float* gate, const float* up, float* out, int n);
 
 void rms_norm(const float* x, const float* weight, float* out, int n, float eps) {
   double sum = 0;
@@ -55,10 +57,13 @@ void rope(float* x, int n_heads, int head_dim, int pos, float base, float scale,
   rope_apply(x, n_heads, head_dim, cos_v, sin_v, style);
 }
 
+// 0.5 x (1 + tanh(u)) written as x / (1 + e^(-2u)), the same function: 1 + tanh(u) cancels for
+// negative x (down to -0 where the value is still -1e-30), the quotient keeps its precision.
 float gelu_tanh(float x) {
   constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
   constexpr float kCoef = 0.044715f;
-  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoef * x * x)));
+  const float u = kSqrt2OverPi * (x + kCoef * x * x * x);
+  return x / (1.0f + std::exp(-2.0f * u));
 }
 
 float silu(float x) {
@@ -66,6 +71,10 @@ float silu(float x) {
 }
 
 void gated_activation(const float* gate, const float* up, float* out, int n, FfnActivation act) {
+  if (use_avx2()) {
+    return act == FfnActivation::gelu_tanh ? gated_gelu_avx2(gate, up, out, n)
+                                           : gated_silu_avx2(gate, up, out, n);
+  }
   if (act == FfnActivation::gelu_tanh) {
     for (int i = 0; i < n; ++i) out[i] = gelu_tanh(gate[i]) * up[i];
   } else {

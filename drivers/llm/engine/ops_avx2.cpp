@@ -1,5 +1,6 @@
-// AVX2/F16C versions of the half-precision attention helpers in ops.cpp. This file is compiled
-// with -mavx2 -mfma -mf16c and only called when the CPU reports those features.
+// AVX2/F16C versions of the half-precision attention helpers and the gated activations in
+// ops.cpp. This file is compiled with -mavx2 -mfma -mf16c and only called when the CPU reports
+// those features.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -43,6 +44,76 @@ void f32_to_f16_avx2(const float* in, uint16_t* out, int n) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
   }
   for (; i < n; ++i) out[i] = f32_to_fp16(in[i]);
+}
+
+namespace {
+
+// e^x for 8 floats, within 2 ulp of the exact value for x in [-87, 88]; 0 below and +infinity
+// above (what the activations below need there: x / (1 + e^t) must go to x and to 0). The
+// usual reduction: x = n ln 2 + r with |r| <= ln 2 / 2 (ln 2 split in two so that r is exact),
+// e^r by a degree-6 polynomial (Cephes' expf coefficients), 2^n put into the exponent bits.
+__m256 exp8(__m256 in) {
+  const __m256 low = _mm256_set1_ps(-87.0f), high = _mm256_set1_ps(88.0f);
+  const __m256 x = _mm256_min_ps(_mm256_max_ps(in, low), high);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i exponent =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
+  const __m256 outside_low = _mm256_cmp_ps(in, low, _CMP_LT_OQ);
+  const __m256 outside_high = _mm256_cmp_ps(in, high, _CMP_GT_OQ);
+  return _mm256_blendv_ps(_mm256_andnot_ps(outside_low, e),
+                          _mm256_set1_ps(__builtin_inff()), outside_high);
+}
+
+// x * sigmoid(2u) with u = sqrt(2/pi) (x + 0.044715 x^3): the same function as gelu_tanh's
+// 0.5 x (1 + tanh(u)), written without tanh (1 + tanh(u) = 2 / (1 + e^(-2u))), which also keeps
+// its relative precision for negative x, where 1 + tanh(u) cancels.
+__m256 gelu8(__m256 x) {
+  const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  const __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.79788456080286535588f),
+                                 _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x3, x));
+  const __m256 e = exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), u));
+  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+// x * sigmoid(x).
+__m256 silu8(__m256 x) {
+  const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+template <__m256 (*kAct)(__m256)>
+void gated8(const float* gate, const float* up, float* out, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(kAct(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+  if (i == n) return;
+  // The tail through the same vector code, so that an element's result does not depend on
+  // where the caller's range (a thread's share of the rows) happens to end.
+  alignas(32) float g[8] = {}, u[8] = {}, o[8];
+  for (int j = 0; i + j < n; ++j) g[j] = gate[i + j], u[j] = up[i + j];
+  _mm256_store_ps(o, _mm256_mul_ps(kAct(_mm256_load_ps(g)), _mm256_load_ps(u)));
+  for (int j = 0; i + j < n; ++j) out[i + j] = o[j];
+}
+
+}  // namespace
+
+void gated_gelu_avx2(const float* gate, const float* up, float* out, int n) {
+  gated8<gelu8>(gate, up, out, n);
+}
+
+void gated_silu_avx2(const float* gate, const float* up, float* out, int n) {
+  gated8<silu8>(gate, up, out, n);
 }
 
 }  // namespace icam::llm::ops

@@ -1,0 +1,103 @@
+// The CPU's element-wise operations against double-precision definitions: the gated activations
+// (vectorized on AVX2 CPUs) must stay within a few ulp of the exact functions of their float
+// arguments everywhere, and an
+// element's result may not depend on the range it was computed in.
+#include "drivers/llm/engine/ops.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace icam::llm {
+namespace {
+
+// 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)): the second form does not cancel for negative x.
+double gelu_exact(double x) {
+  const double u = std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+  return x / (1.0 + std::exp(-2.0 * u));
+}
+
+double silu_exact(double x) {
+  return x / (1.0 + std::exp(-x));
+}
+
+// Gate values over the whole useful range (dense near 0, where the functions bend), and the
+// edges: zeros of both signs, subnormal-sized and huge inputs.
+std::vector<float> gate_values() {
+  std::vector<float> v;
+  for (int i = -40000; i <= 40000; ++i) v.push_back(static_cast<float>(i) * 1e-3f);
+  for (float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-7f, -1e-7f, 50.0f, -50.0f, 100.0f, -100.0f,
+                  1e4f, -1e4f, 3e38f, -3e38f})
+    v.push_back(x);
+  return v;
+}
+
+// The exponent argument t of x / (1 + e^t) (e^t magnifies t's float rounding by |t|).
+double gelu_exponent(double x) {
+  return -2.0 * std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+}
+
+double silu_exponent(double x) {
+  return -x;
+}
+
+void expect_close_to(FfnActivation act, double (*exact)(double), double (*exponent)(double)) {
+  const std::vector<float> gate = gate_values();
+  const std::vector<float> up(gate.size(), 1.0f);
+  std::vector<float> out(gate.size());
+  ops::gated_activation(gate.data(), up.data(), out.data(), static_cast<int>(gate.size()), act);
+  for (size_t i = 0; i < gate.size(); ++i) {
+    const double want = exact(gate[i]);
+    // A few ulp of the result plus the rounding of t in float (an ulp of t, magnified), or
+    // (where the exact value underflows) nothing visible.
+    const double ulp = std::ldexp(1.0, -23);
+    const double tolerance = (4 + 2 * std::fabs(exponent(gate[i]))) * ulp * std::fabs(want);
+    ASSERT_NEAR(out[i], want, tolerance + 1e-30) << "x = " << gate[i];
+  }
+}
+
+TEST(Ops, GeluWithinAFewUlpOfExact) {
+  expect_close_to(FfnActivation::gelu_tanh, gelu_exact, gelu_exponent);
+}
+
+TEST(Ops, SiluWithinAFewUlpOfExact) {
+  expect_close_to(FfnActivation::silu, silu_exact, silu_exponent);
+}
+
+TEST(Ops, GatedActivationMultipliesByUp) {
+  const float gate[3] = {1.5f, -0.5f, 2.0f};
+  const float up[3] = {2.0f, -3.0f, 0.0f};
+  float out[3];
+  ops::gated_activation(gate, up, out, 3, FfnActivation::gelu_tanh);
+  EXPECT_NEAR(out[0], 2.0 * gelu_exact(1.5), 1e-6);
+  EXPECT_NEAR(out[1], -3.0 * gelu_exact(-0.5), 1e-6);
+  EXPECT_EQ(out[2], 0.0f);
+}
+
+// The engine applies the activation to whatever row range a thread finished; the same element
+// must come out the same whether it sits in a vector's body or a range's tail, and in place
+// (out == gate, as the engine calls it) as out of place.
+TEST(Ops, ResultDoesNotDependOnTheRange) {
+  std::vector<float> gate(61), up(61);
+  for (size_t i = 0; i < gate.size(); ++i) {
+    gate[i] = std::sin(static_cast<float>(i) * 0.7f) * 4.0f;
+    up[i] = std::cos(static_cast<float>(i) * 0.3f);
+  }
+  for (const FfnActivation act : {FfnActivation::gelu_tanh, FfnActivation::silu}) {
+    std::vector<float> whole(gate.size());
+    ops::gated_activation(gate.data(), up.data(), whole.data(), static_cast<int>(gate.size()), act);
+    for (int begin = 0; begin < 20; ++begin) {
+      for (int end = begin + 1; end <= static_cast<int>(gate.size()); end += 7) {
+        std::vector<float> part(gate.begin() + begin, gate.begin() + end);
+        ops::gated_activation(part.data(), up.data() + begin, part.data(), end - begin, act);
+        ASSERT_EQ(std::memcmp(part.data(), whole.data() + begin, part.size() * sizeof(float)), 0)
+            << "range [" << begin << ", " << end << ")";
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace icam::llm
