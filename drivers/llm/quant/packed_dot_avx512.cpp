@@ -125,7 +125,12 @@ __attribute__((always_inline)) inline void unroll(const F& f) {
   }
 }
 
-constexpr size_t kPrefetchAhead = 2048;
+// How far ahead (in both groups of a pair) the kernels ask for weights. On the 2-core Xeon of
+// 2026-12-05 the hardware prefetchers alone left the kernels waiting on memory, and 2 KiB ahead
+// still did at batch 8, where a block takes long enough that the prefetch came too late:
+// engine_bench A/B, 2 KiB against 8 KiB, decode batch 1 92-94 -> 97-105 tokens/s and batch 8
+// 351-362 -> 394-403 tokens/s (16 KiB: no better).
+constexpr size_t kPrefetchAhead = 8192;
 
 // Q8_0 and Q5_0 on a pair of groups with the numerics of kernels.h: per block, the 16 rows'
 // exact integer sums (vpdpbusd, started at -offset * the activation block's code sum), then one
@@ -148,8 +153,8 @@ void pair_cols(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_
   }
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* w = codes + b * block_bytes;
-    // Ask for the weights 2 KiB ahead in both groups (past a group's end: the next groups): on
-    // the 2-core Xeon the hardware prefetchers alone left the kernels waiting on memory.
+    // Ask for the weights kPrefetchAhead on in both groups (past a group's end: the next
+    // groups).
     for (size_t i = 0; i < block_bytes; i += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetchAhead + i), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(w + group_bytes + kPrefetchAhead + i),
@@ -223,7 +228,7 @@ struct V {
   static F fmul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F fnmadd(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
-  // A super-block's bytes of both groups, 2 KiB ahead (see pass above).
+  // A super-block's bytes of both groups, kPrefetchAhead on.
   static void prefetch(const uint8_t* p, size_t gb, size_t bytes) {
     for (size_t i = 0; i < bytes; i += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + i), _MM_HINT_T0);
