@@ -86,12 +86,14 @@ KernelTable make_avx2_table() {
     slot(k, GgmlType::Q5_0).packed_pair_cols = kMaxPackedPairCols;
     if (packed_k) {
       slot(k, GgmlType::Q4_K).packed_dot_pair = avx512::packed_dot_pair_q4_k;
+      slot(k, GgmlType::Q4_K).packed_pair_cols = kMaxPackedPairCols;
       // Q6_K is packed only here: its 256-bit packed kernel (16 registers for 16 scale vectors
       // and the 2-bit planes) is slower than the row kernel at batch 1 and no faster at batch 8
       // (quant_speed on the Xeon of 2026-12-05 with ICAM_NO_AVX512=1: 23.6 against 30.3 GB/s at
       // batch 1); it still serves the odd last group of a range.
       slot(k, GgmlType::Q6_K).packed_dot = avx2::packed_dot_q6_k;
       slot(k, GgmlType::Q6_K).packed_dot_pair = avx512::packed_dot_pair_q6_k;
+      slot(k, GgmlType::Q6_K).packed_pair_cols = kMaxPackedPairCols;
     }
   }
   return k;

@@ -3,8 +3,8 @@
 //
 // scalar:: is the portable reference and the fallback on CPUs without AVX2. avx2:: is compiled
 // with AVX2/FMA/F16C flags and may only be called when icam::use_avx2() is true. Both sets give
-// bit-identical activation quantization and dequantization and the same exact integer sums in the
-// dot products; only the float arithmetic that scales and adds them up is ordered differently.
+// bit-identical activation quantization and dequantization, and bit-identical quantized dot
+// products (the numerics below); the float formats' dot products agree to rounding.
 //
 // This header declares functions and types only: it is safe to include from AVX2 translation units.
 #pragma once
@@ -40,12 +40,19 @@ inline constexpr int kMaxDotCols = 4;
 // once per block, which gives exactly the integer of the signed product.
 // Its size is activation_row_bytes(ActivationFormat::q8_0, n) (kernel_table.h): 40 bytes a block.
 //
-// Numerics of the 32-element formats (Q8_0, Q5_0, Q4_0), the same in every set and kernel, so that
-// all of them (scalar, AVX2 rows, packed, 512-bit) give bit-identical results: per block b, in
-// block order, s_b is the exact integer dot product of the signed codes, d_b the float product of
-// the two block scales, and the result is acc = fma(d_b, float(s_b), acc) from acc = 0. One
-// float operation per block and row (not per 4-element chunk) is what lets the packed kernels'
-// integer units, not their float ones, set the pace.
+// Numerics of the quantized formats, the same in every set and kernel, so that all of them
+// (scalar, AVX2 rows, packed, 512-bit) give bit-identical results. Per block b (32 elements;
+// for the K-quants a super-block of 256), in block order, from acc = 0:
+//   Q8_0, Q5_0, Q4_0: s_b = the exact integer dot product of the signed codes;
+//                     acc = fma(d_w[b] * d_x[b], float(s_b), acc)
+//   Q6_K:             s_b = sum over the 16 groups of scale_g * (signed codes . activations)_g;
+//                     acc = fma(d_w[b] * d_x[b], float(s_b), acc)
+//   Q4_K, Q5_K:       s_b = sum over the 8 sub-blocks of scale_s * (codes . activations)_s,
+//                     m_b = sum_s min_s * (the activations' sum over s);
+//                     acc = fma(d_w[b] * d_x[b], float(s_b), acc), then
+//                     acc = fma(-(dmin_w[b] * d_x[b]), float(m_b), acc)
+// One or two float operations per block and row (not per 4-element chunk) is what lets the
+// packed kernels' integer units, not their float ones, set the pace.
 
 // The portable reference set.
 namespace scalar {

@@ -79,17 +79,15 @@ struct V {
   static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static F fnmadd(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
   static void prefetch(const uint8_t*, size_t, size_t) {}
-  static F sum_lanes(const F (&v)[8]) {
-    const __m256 t0 = _mm256_add_ps(v[0], v[4]);
-    const __m256 t1 = _mm256_add_ps(v[1], v[5]);
-    const __m256 t2 = _mm256_add_ps(v[2], v[6]);
-    const __m256 t3 = _mm256_add_ps(v[3], v[7]);
-    return _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3));
-  }
   static void store(float* out, F v) { _mm256_storeu_ps(out, v); }
 };
 
 #include "drivers/llm/quant/packed_dot_k_kernels.inc"
+
+constexpr KGroupFn kQ4K[kMaxPackedCols] = {q4_k_cols<1>, q4_k_cols<2>, q4_k_cols<3>,
+                                           q4_k_cols<4>};
+constexpr KGroupFn kQ6K[kMaxPackedCols] = {q6_k_cols<1>, q6_k_cols<2>, q6_k_cols<3>,
+                                           q6_k_cols<4>};
 
 }  // namespace
 

@@ -9,7 +9,7 @@
 // Q8_0 and Q5_0 follow the numerics of kernels.h, as every kernel does (one fused multiply-add
 // per block and row, in block order), so the results are bit-identical to the 256-bit, row and
 // scalar kernels; lanes 0-7 hold the rows of the first group, lanes 8-15 those of the second.
-// Q4_K and Q6_K keep the eight-lane sums of packed_dot_k_kernels.inc.
+// Q4_K and Q6_K (packed_dot_k_kernels.inc) likewise, per super-block.
 //
 // What differs, in the integer part only (the sums are the same integers):
 // - Q8_0: vpdpbusd multiplies unsigned by signed bytes. The 256-bit kernels make the weights
@@ -69,15 +69,6 @@ __m512 row_scales(const uint16_t* scales0, const uint16_t* scales1, int64_t b) {
   const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales0 + b * kPackRows));
   const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales1 + b * kPackRows));
   return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
-}
-
-// As the K-quant kernels' sum_lanes in packed_dot_avx2.cpp, 16 rows at once.
-__m512 sum_lanes(const __m512 (&v)[8]) {
-  const __m512 t0 = _mm512_add_ps(v[0], v[4]);
-  const __m512 t1 = _mm512_add_ps(v[1], v[5]);
-  const __m512 t2 = _mm512_add_ps(v[2], v[6]);
-  const __m512 t3 = _mm512_add_ps(v[3], v[7]);
-  return _mm512_add_ps(_mm512_add_ps(t0, t2), _mm512_add_ps(t1, t3));
 }
 
 // Lanes 0-7 to out[0..7] (first group), lanes 8-15 to out[8..15] (second group).
@@ -235,11 +226,17 @@ struct V {
       _mm_prefetch(reinterpret_cast<const char*>(p + gb + kPrefetchAhead + i), _MM_HINT_T0);
     }
   }
-  static F sum_lanes(const F (&v)[8]) { return ::icam::llm::avx512::sum_lanes(v); }
   static void store(float* out, F v) { store16(out, v); }
 };
 
 #include "drivers/llm/quant/packed_dot_k_kernels.inc"
+
+constexpr KGroupFn kQ4K[kMaxPackedPairCols] = {q4_k_cols<1>, q4_k_cols<2>, q4_k_cols<3>,
+                                               q4_k_cols<4>, q4_k_cols<5>, q4_k_cols<6>,
+                                               q4_k_cols<7>, q4_k_cols<8>};
+constexpr KGroupFn kQ6K[kMaxPackedPairCols] = {q6_k_cols<1>, q6_k_cols<2>, q6_k_cols<3>,
+                                               q6_k_cols<4>, q6_k_cols<5>, q6_k_cols<6>,
+                                               q6_k_cols<7>, q6_k_cols<8>};
 
 using PairFn = void (*)(int64_t n, const uint8_t* group, size_t group_bytes, const uint8_t* x,
                         size_t x_stride, float* out);

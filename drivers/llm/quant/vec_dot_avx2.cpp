@@ -10,12 +10,10 @@
 // sub-block scales on the way for the K-quants). Each weight block is unpacked once and used for
 // all activation rows, which is what makes batched products cheaper than repeated ones.
 //
-// The 32-element formats (Q8_0, Q5_0, Q4_0) follow the numerics of kernels.h exactly (one fused
-// multiply-add per block, in block order), so they are bit-identical to vec_dot_scalar.cpp; Q4_0
-// and Q5_0 multiply unsigned codes and subtract the codes' offset times the activation's code
-// sum per block, in integers. The K-quants' block results are exact integers in eight int32
-// lanes, scaled and accumulated in eight float lanes (as ggml does) and summed across lanes at
-// the end of the row, so they agree with vec_dot_scalar.cpp to float rounding.
+// The quantized formats follow the numerics of kernels.h exactly (exact integer sums per block or
+// super-block, then one fused multiply-add per block, two for Q4_K/Q5_K's mins, in block order),
+// so they are bit-identical to vec_dot_scalar.cpp; Q4_0 and Q5_0 multiply unsigned codes and
+// subtract the codes' offset times the activation's code sum per block, in integers.
 #include <immintrin.h>
 
 #include <cstring>
@@ -38,6 +36,14 @@ float hsum_ps(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// The sum of the eight int32 lanes, exactly.
+int hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
 }
 
 float half_to_float(uint16_t h) {
@@ -313,10 +319,10 @@ template <int NX, typename Block, bool kHighBits>
 void dot_k_scale_min_cols(int64_t n, const void* w, const uint8_t* x, size_t x_stride, float* out) {
   const auto* row = static_cast<const Block*>(w);
   const BlockQ8_K* act[NX];
-  __m256 sum[NX];
+  float sum[NX];
   for (int c = 0; c < NX; ++c) {
     act[c] = activation_row<BlockQ8_K>(x, x_stride, c);
-    sum[c] = _mm256_setzero_ps();
+    sum[c] = 0.0f;
   }
   const __m256i low4 = _mm256_set1_epi8(15);
   const __m256i bit4 = _mm256_set1_epi8(16);
@@ -352,12 +358,12 @@ void dot_k_scale_min_cols(int64_t n, const void* w, const uint8_t* x, size_t x_s
     const float dmin_w = half_to_float(block.dmin);
     for (int c = 0; c < NX; ++c) {
       const BlockQ8_K& a = act[c][b];
-      const __m256i offset = _mm256_madd_epi16(load256(a.bsums), k.mins16);
-      sum[c] = _mm256_fmadd_ps(_mm256_set1_ps(d_w * a.d), _mm256_cvtepi32_ps(acc[c]), sum[c]);
-      sum[c] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin_w * a.d), _mm256_cvtepi32_ps(offset), sum[c]);
+      const int offset = hsum_epi32(_mm256_madd_epi16(load256(a.bsums), k.mins16));
+      sum[c] = __builtin_fmaf(d_w * a.d, static_cast<float>(hsum_epi32(acc[c])), sum[c]);
+      sum[c] = __builtin_fmaf(-(dmin_w * a.d), static_cast<float>(offset), sum[c]);
     }
   }
-  for (int c = 0; c < NX; ++c) out[c] = hsum_ps(sum[c]);
+  for (int c = 0; c < NX; ++c) out[c] = sum[c];
 }
 
 // Q6_K: codes q in 0..63 go to vpmaddubsw unsigned; the -32 offset is applied once per
@@ -367,10 +373,10 @@ template <int NX>
 void dot_q6_k_cols(int64_t n, const void* w, const uint8_t* x, size_t x_stride, float* out) {
   const auto* row = static_cast<const BlockQ6_K*>(w);
   const BlockQ8_K* act[NX];
-  __m256 sum[NX];
+  float sum[NX];
   for (int c = 0; c < NX; ++c) {
     act[c] = activation_row<BlockQ8_K>(x, x_stride, c);
-    sum[c] = _mm256_setzero_ps();
+    sum[c] = 0.0f;
   }
   const __m256i low4 = _mm256_set1_epi8(15);
   const __m256i bits45 = _mm256_set1_epi8(0x30);
@@ -416,10 +422,10 @@ void dot_q6_k_cols(int64_t n, const void* w, const uint8_t* x, size_t x_stride, 
       const BlockQ8_K& a = act[c][b];
       const __m256i offset = _mm256_madd_epi16(load256(a.bsums), scales16);
       const __m256i dot = _mm256_sub_epi32(acc[c], _mm256_slli_epi32(offset, 5));
-      sum[c] = _mm256_fmadd_ps(_mm256_set1_ps(d_w * a.d), _mm256_cvtepi32_ps(dot), sum[c]);
+      sum[c] = __builtin_fmaf(d_w * a.d, static_cast<float>(hsum_epi32(dot)), sum[c]);
     }
   }
-  for (int c = 0; c < NX; ++c) out[c] = hsum_ps(sum[c]);
+  for (int c = 0; c < NX; ++c) out[c] = sum[c];
 }
 
 // ---- Entry points ------------------------------------------------------------------------------

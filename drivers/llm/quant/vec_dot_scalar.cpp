@@ -1,11 +1,9 @@
 // Scalar dot products of one weight row with nx activation rows, the reference for the AVX2 ones.
 //
 // As in ggml, quantized dots are exact integer sums within a block (a super-block for the
-// K-quants), multiplied by the product of the two block scales and summed in float. For the
-// 32-element formats the float steps are fixed (kernels.h: one fused multiply-add per block, in
-// order), so every other kernel gives these results bit for bit. For the K-quants the AVX2
-// kernels compute the same integers but add the scaled block results in eight float lanes, so the
-// two agree to float rounding (exactly when every partial sum is an integer below 2^24).
+// K-quants), multiplied by the product of the two block scales and summed in float. The float
+// steps are fixed (kernels.h: fused multiply-adds, block after block), so every other kernel
+// gives these results bit for bit.
 #include <cmath>
 #include <cstring>
 
@@ -113,7 +111,8 @@ void dot_k_scale_min(int64_t n, const void* w, const void* x, size_t x_stride, i
       }
       const float d = detail::fp16_to_f32(block.d) * a.d;
       const float dmin = detail::fp16_to_f32(block.dmin) * a.d;
-      sum += d * static_cast<float>(dot) - dmin * static_cast<float>(offset);
+      sum = std::fma(d, static_cast<float>(dot), sum);
+      sum = std::fma(-dmin, static_cast<float>(offset), sum);
     }
     out[c] = sum;
   }
@@ -193,7 +192,7 @@ void dot_q6_k(int64_t n, const void* w, const void* x, size_t x_stride, int nx, 
         for (int s = 0; s < 8; ++s) dot += sc[s] * sub[s];
       }
       const float d = detail::fp16_to_f32(block.d) * a.d;
-      sum += d * static_cast<float>(dot);
+      sum = std::fma(d, static_cast<float>(dot), sum);
     }
     out[c] = sum;
   }

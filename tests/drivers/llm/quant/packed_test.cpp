@@ -80,10 +80,7 @@ TEST_P(Packed, EqualsRowKernelsBitForBit) {
           weights(t, rows, cols, random_bits, static_cast<uint32_t>(rows * 7 + cols));
       const PackedWeight p = PackedWeight::pack(t, w.data(), rows, cols);
       ASSERT_EQ(p.packed_rows(), rows / 8 * 8);
-      // Against the scalar reference: bit for bit for Q8_0 and Q5_0; to float rounding for the
-      // K-quants (the row kernels differ from it as much), whose random blocks cancel large
-      // scale and min terms, so that their relative rounding error is larger.
-      const double tolerance = is_k_quant(t) && random_bits ? 2e-3 : 1e-4;
+      // Against the scalar reference too, bit for bit (kernels.h fixes the float steps).
       for (const int64_t batch : {1, 2, 3, 4, 5, 8, 9, 16, 32, 37}) {
         SCOPED_TRACE(test::type_name(t) + " " + std::to_string(rows) + "x" + std::to_string(cols) +
                      " batch " + std::to_string(batch) + (random_bits ? " random bits" : ""));
@@ -103,13 +100,8 @@ TEST_P(Packed, EqualsRowKernelsBitForBit) {
               ASSERT_EQ(y[b * ldy + r], rowwise[b * rows + r])
                   << "row " << r << " column " << b << ", " << pool->size() << " threads";
               const float want = reference[b * rows + r];
-              if (!is_k_quant(t)) {
-                // The 32-element formats' float steps are fixed (kernels.h): scalar bits.
-                ASSERT_EQ(std::memcmp(&y[b * ldy + r], &want, sizeof want), 0)
-                    << "row " << r << ": " << y[b * ldy + r] << " vs scalar " << want;
-                continue;
-              }
-              ASSERT_NEAR(y[b * ldy + r], want, tolerance * (1 + std::fabs(want))) << "row " << r;
+              ASSERT_EQ(std::memcmp(&y[b * ldy + r], &want, sizeof want), 0)
+                  << "row " << r << ": " << y[b * ldy + r] << " vs scalar " << want;
             }
             for (int64_t r = rows; r < ldy; ++r) ASSERT_EQ(y[b * ldy + r], -777.0f);
           }
