@@ -33,6 +33,7 @@ const CpuFeatures& cpu_features() {
     // Leaf 7, subleaf 0: EBX bit 16 AVX512F, bit 31 AVX512VL; ECX bit 11 AVX512-VNNI.
     if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
       f.avx512_vnni_vl = os_avx512 && ((ebx >> 16) & 1u) && ((ebx >> 31) & 1u) && ((ecx >> 11) & 1u);
+      f.avx512f = os_avx512 && ((ebx >> 16) & 1u);
     }
     // Leaf 7, subleaf 1: EAX bit 4 AVX-VNNI.
     if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) f.avx_vnni = os_avx && ((eax >> 4) & 1u);
@@ -48,6 +49,15 @@ bool use_avx2() {
     if (force && std::strcmp(force, "0") != 0 && *force) return false;
     const auto& f = cpu_features();
     return f.avx2 && f.fma && f.f16c;
+  }();
+  return enabled;
+}
+
+bool use_avx512() {
+  static const bool enabled = [] {
+    if (!use_avx2() || !cpu_features().avx512f) return false;
+    const char* off = std::getenv("ICAM_NO_AVX512");
+    return !(off && *off && std::strcmp(off, "0") != 0);
   }();
   return enabled;
 }

@@ -112,6 +112,7 @@ void CpuBackend::attention(int layer, std::span<const SequenceStep> batch, int64
   const size_t grain = keys * c.n_heads < kInlineKeyHeads ? 2 * static_cast<size_t>(tasks) + 2 : 1;
   threads_.parallel_for(static_cast<size_t>(tasks), grain, [&](size_t begin, size_t end) {
     thread_local std::vector<float> scores;
+    thread_local std::vector<const uint16_t*> rows;
     for (size_t task = begin; task < end; ++task) {
       const int64_t row = static_cast<int64_t>(task) / c.n_heads;
       const int head = static_cast<int>(task % c.n_heads);
@@ -122,30 +123,34 @@ void CpuBackend::attention(int layer, std::span<const SequenceStep> batch, int64
       // Sliding-window layers see the keys of the last `sliding_window` positions only.
       const int32_t first = local ? std::max(0, pos - c.sliding_window + 1) : 0;
       const int32_t count = pos - first + 1;
-      if (static_cast<int32_t>(scores.size()) < count) scores.resize(count);
+      if (static_cast<int32_t>(scores.size()) < count) {
+        scores.resize(count);
+        rows.resize(count);
+      }
+      const auto row_offset = [&](int32_t p) {
+        return static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
+      };
       const float* q = q_.data() + row * c.q_dim() + static_cast<int64_t>(head) * hd;
-      float max_score = -INFINITY;
       for (int32_t j = 0; j < count; ++j) {
         const int32_t p = first + j;
-        const uint16_t* k = pool_.keys(step.pages[p / P], layer) +
-                            static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
-        scores[j] = ops::dot_f16(q, k, hd);
-        max_score = std::max(max_score, scores[j]);
+        rows[j] = pool_.keys(step.pages[p / P], layer) + row_offset(p);
       }
+      ops::dot_f16_rows(q, rows.data(), count, hd, scores.data());
+      float max_score = -INFINITY;
+      for (int32_t j = 0; j < count; ++j) max_score = std::max(max_score, scores[j]);
       double sum = 0;
       for (int32_t j = 0; j < count; ++j) {
         scores[j] = std::exp(scores[j] - max_score);
         sum += scores[j];
       }
       const float inv = static_cast<float>(1.0 / sum);
-      float* out = attn_.data() + row * c.q_dim() + static_cast<int64_t>(head) * hd;
-      std::fill(out, out + hd, 0.0f);
       for (int32_t j = 0; j < count; ++j) {
         const int32_t p = first + j;
-        const uint16_t* v = pool_.values(step.pages[p / P], layer) +
-                            static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
-        ops::axpy_f16(scores[j] * inv, v, out, hd);
+        scores[j] *= inv;
+        rows[j] = pool_.values(step.pages[p / P], layer) + row_offset(p);
       }
+      float* out = attn_.data() + row * c.q_dim() + static_cast<int64_t>(head) * hd;
+      ops::weighted_sum_f16(scores.data(), rows.data(), count, hd, out);
     }
   });
 }

@@ -12,6 +12,11 @@ float dot_f16_avx2(const float* q, const uint16_t* k, int n);
 void axpy_f16_avx2(float w, const uint16_t* v, float* out, int n);
 void f32_to_f16_avx2(const float* in, uint16_t* out, int n);
 void gated_gelu_avx2(const float* gate, const float* up, float* out, int n);
+// ops_avx512.cpp, for n a multiple of 16.
+void dot_f16_rows_avx512(const float* q, const uint16_t* const* rows, int count, int n,
+                         float* out);
+void weighted_sum_f16_avx512(const float* w, const uint16_t* const* rows, int count, int n,
+                             float* out);
 void gated_silu_avx2(const float* gate, const float* up, float* out, int n);
 
 void rms_norm(const float* x, const float* weight, float* out, int n, float eps) {
@@ -97,6 +102,17 @@ float dot_f16(const float* q, const uint16_t* k, int n) {
 void axpy_f16(float w, const uint16_t* v, float* out, int n) {
   if (use_avx2()) return axpy_f16_avx2(w, v, out, n);
   for (int i = 0; i < n; ++i) out[i] += w * fp16_to_f32(v[i]);
+}
+
+void dot_f16_rows(const float* q, const uint16_t* const* rows, int count, int n, float* out) {
+  if (use_avx512() && n % 16 == 0) return dot_f16_rows_avx512(q, rows, count, n, out);
+  for (int j = 0; j < count; ++j) out[j] = dot_f16(q, rows[j], n);
+}
+
+void weighted_sum_f16(const float* w, const uint16_t* const* rows, int count, int n, float* out) {
+  if (use_avx512() && n % 16 == 0) return weighted_sum_f16_avx512(w, rows, count, n, out);
+  for (int i = 0; i < n; ++i) out[i] = 0.0f;
+  for (int j = 0; j < count; ++j) axpy_f16(w[j], rows[j], out, n);
 }
 
 }  // namespace icam::llm::ops

@@ -42,4 +42,11 @@ float dot_f16(const float* q, const uint16_t* k, int n);
 // out[i] += w * half_to_float(v[i])
 void axpy_f16(float w, const uint16_t* v, float* out, int n);
 
+// Attention over a sequence's keys and values, rows of n halves wherever their pages put them:
+// out[j] = dot_f16(q, rows[j], n) for j < count, and out = sum_j w[j] * rows[j] (out zeroed,
+// then axpy_f16 row after row). Bit-identical to those loops; with AVX-512 (n a multiple of 16)
+// in half the instructions, the weighted sum's outputs held in registers.
+void dot_f16_rows(const float* q, const uint16_t* const* rows, int count, int n, float* out);
+void weighted_sum_f16(const float* w, const uint16_t* const* rows, int count, int n, float* out);
+
 }  // namespace icam::llm::ops

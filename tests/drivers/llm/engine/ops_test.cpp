@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace icam::llm {
@@ -95,6 +96,38 @@ TEST(Ops, ResultDoesNotDependOnTheRange) {
         ASSERT_EQ(std::memcmp(part.data(), whole.data() + begin, part.size() * sizeof(float)), 0)
             << "range [" << begin << ", " << end << ")";
       }
+    }
+  }
+}
+
+// The attention helpers over many rows equal the row-at-a-time loops bit for bit (with AVX-512
+// they are separate kernels), for head sizes in and out of the 512-bit path (multiples of 16 up
+// to and past the 256 outputs held in registers, and not), with rows scattered in memory.
+TEST(Ops, AttentionRowHelpersEqualTheRowAtATimeLoops) {
+  for (const int n : {16, 64, 128, 256, 272, 512, 40, 8}) {
+    for (const int count : {1, 3, 17, 100}) {
+      SCOPED_TRACE("n " + std::to_string(n) + ", " + std::to_string(count) + " rows");
+      std::vector<float> q(n), w(count);
+      for (int i = 0; i < n; ++i) q[i] = std::sin(static_cast<float>(i)) * 2.0f;
+      for (int j = 0; j < count; ++j) w[j] = 1.0f / static_cast<float>(j + 2);
+      // Rows 3n apart, as in a page of keys of several heads.
+      std::vector<float> source(static_cast<size_t>(3 * n * count));
+      for (size_t i = 0; i < source.size(); ++i) source[i] = std::cos(static_cast<float>(i) * 0.37f);
+      std::vector<uint16_t> halves(source.size());
+      ops::f32_to_f16(source.data(), halves.data(), static_cast<int>(source.size()));
+      std::vector<const uint16_t*> rows(count);
+      for (int j = 0; j < count; ++j) rows[j] = halves.data() + 3 * n * j + n;
+
+      std::vector<float> scores(count);
+      ops::dot_f16_rows(q.data(), rows.data(), count, n, scores.data());
+      for (int j = 0; j < count; ++j) {
+        const float want = ops::dot_f16(q.data(), rows[j], n);
+        ASSERT_EQ(std::memcmp(&scores[j], &want, sizeof want), 0) << "row " << j;
+      }
+      std::vector<float> sum(n, 123.0f), want(n, 0.0f);
+      ops::weighted_sum_f16(w.data(), rows.data(), count, n, sum.data());
+      for (int j = 0; j < count; ++j) ops::axpy_f16(w[j], rows[j], want.data(), n);
+      ASSERT_EQ(std::memcmp(sum.data(), want.data(), want.size() * sizeof(float)), 0);
     }
   }
 }
