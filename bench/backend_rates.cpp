@@ -4,6 +4,7 @@
 #include <span>
 
 #include "drivers/llm/engine/block_table.h"
+#include "drivers/llm/sampling/sampler.h"
 
 namespace icam::bench {
 
@@ -28,6 +29,12 @@ std::vector<int32_t> make_tokens(int n, int vocab, uint32_t seed) {
 
 Result<double> decode_rate(llm::Backend& backend, int count, int prompt, int steps) {
   const int vocab = backend.config().n_vocab;
+  // Each sequence's next token is chosen as the scheduler chooses it: by a greedy Sampler of
+  // its own, the step's sequences in parallel on the backend's threads.
+  llm::SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  std::vector<llm::Sampler> samplers(static_cast<size_t>(count), llm::Sampler(greedy));
+  std::vector<Status> sampled(static_cast<size_t>(count));
   std::vector<BlockTable> tables;
   std::vector<std::vector<int32_t>> tokens;
   std::vector<float> logits;
@@ -49,10 +56,17 @@ Result<double> decode_rate(llm::Backend& backend, int count, int prompt, int ste
                        static_cast<int32_t>(tokens[s].size() - 1), tables[s].pages(),
                        LogitsWanted::last});
     ICAM_TRY(backend.forward(batch, logits));
-    for (int s = 0; s < count; ++s) {
-      auto row = logits.begin() + static_cast<int64_t>(s) * vocab;
-      tokens[s].push_back(static_cast<int32_t>(std::max_element(row, row + vocab) - row));
-    }
+    backend.parallel_for_each(static_cast<size_t>(count), [&](size_t s) {
+      const std::span<const float> row(logits.data() + s * static_cast<size_t>(vocab),
+                                       static_cast<size_t>(vocab));
+      auto next = samplers[s].sample(row, tokens[s], nullptr);
+      if (!next.ok()) {
+        sampled[s] = Status(next.error());
+        return;
+      }
+      tokens[s].push_back(next->token);
+    });
+    for (const Status& st : sampled) ICAM_TRY(st);
   }
   return static_cast<double>(count) * steps / seconds_since(t);
 }

@@ -17,7 +17,9 @@ double seconds_since(std::chrono::steady_clock::time_point t);
 std::vector<int32_t> make_tokens(int n, int vocab, uint32_t seed);
 
 // Prefills `count` sequences with `prompt` tokens each, then decodes `steps` steps of one token
-// per sequence (greedy argmax), all sequences in one batch. Returns aggregate decode tokens/s.
+// per sequence, all sequences in one batch, each next token chosen by a greedy Sampler as the
+// scheduler does (the sequences in parallel, Backend::parallel_for_each). Returns aggregate
+// decode tokens/s.
 Result<double> decode_rate(llm::Backend& backend, int count, int prompt, int steps);
 
 }  // namespace icam::bench
