@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/thread_pool.h"
 #include "drivers/llm/engine/ops.h"
 #include "drivers/llm/quant/quant.h"
 #include "gpu/cuda_device.h"
@@ -60,6 +61,13 @@ class CudaBackend final : public Backend {
   KvPool& kv_pool() override { return pool_; }
   Status forward(std::span<const SequenceStep> batch, std::vector<float>& logits) override;
   BackendStats stats() const override { return stats_; }
+  // The host's cores sit idle while the device steps: a step's sequences are sampled on them in
+  // parallel (the scheduler's sampling, see Backend::parallel_for_each).
+  void parallel_for_each(size_t n, const std::function<void(size_t)>& fn) override {
+    host_threads_.parallel_for(n, 1, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) fn(i);
+    });
+  }
   const CudaBackendInfo& info() const { return info_; }
   // Copies one page between the device pool and the host KvPool's bytes.
   Status copy_page(int32_t page, bool to_host);
@@ -87,6 +95,7 @@ class CudaBackend final : public Backend {
   Scratch s_;
   BackendStats stats_;
   CudaBackendInfo info_;
+  ThreadPool host_threads_{0};  // one thread per online core
 
   // Host staging for a step's integers: tokens | pos | table offsets | logit rows | pages |
   // attention tiles.

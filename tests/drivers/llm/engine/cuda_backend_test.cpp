@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -215,6 +216,19 @@ TEST(CudaBackend, RejectsBadBatchLikeTheCpu) {
   const Status s = forward_one(*engines->cuda, bad, 0, table.pages(), LogitsWanted::last, logits);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), Errc::invalid_argument);
+}
+
+// The scheduler samples a step's sequences through parallel_for_each; on the CUDA backend they
+// run on the host's cores: every index exactly once, all done when it returns.
+TEST(CudaBackend, ParallelForEachRunsEveryIndexOnce) {
+  REQUIRE_DEVICE();
+  auto engines = make_engines(tiny_spec("llama"));
+  ASSERT_TRUE(engines.ok()) << engines.error().message();
+  for (const size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{64}}) {
+    std::vector<std::atomic<int>> seen(n);
+    engines->cuda->parallel_for_each(n, [&](size_t i) { seen[i].fetch_add(1); });
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(seen[i].load(), 1) << "index " << i << " of " << n;
+  }
 }
 
 TEST(CudaBackend, OutOfMemoryNamesNeededAndFreeBytes) {
