@@ -30,10 +30,11 @@ std::vector<int32_t> make_tokens(int n, int vocab, uint32_t seed) {
 Result<double> decode_rate(llm::Backend& backend, int count, int prompt, int steps) {
   const int vocab = backend.config().n_vocab;
   // Each sequence's next token is chosen as the scheduler chooses it: by a greedy Sampler of
-  // its own, the step's sequences in parallel on the backend's threads.
+  // its own (no logprob asked for), the step's sequences in parallel on the backend's threads.
   llm::SamplingParams greedy;
   greedy.temperature = 0.0f;
   std::vector<llm::Sampler> samplers(static_cast<size_t>(count), llm::Sampler(greedy));
+  for (llm::Sampler& sampler : samplers) sampler.set_greedy_logprob(false);
   std::vector<Status> sampled(static_cast<size_t>(count));
   std::vector<BlockTable> tables;
   std::vector<std::vector<int32_t>> tokens;

@@ -21,7 +21,7 @@ class SchedulerEvents {
   virtual ~SchedulerEvents() = default;
 
   // A token was sampled for `id` (sample.token; logprobs when the sampling params asked for
-  // them). `text` is the output that became final with it, possibly empty: the stop matcher holds
+  // them: a greedy step's sample.logprob is NaN otherwise, see Sampler::set_greedy_logprob). `text` is the output that became final with it, possibly empty: the stop matcher holds
   // back what may be the start of a stop string or an incomplete UTF-8 character, and when this
   // token ends the turn without a stop (max_tokens, end of generation, full context), `text` also
   // holds everything still held back. A stop string and an end-of-generation token are never

@@ -178,6 +178,7 @@ Result<SequenceId> Scheduler::submit(SequenceSpec spec) {
                       pages_for(n), " KV pages but the pool has only ", pool_.n_pages(), " of ",
                       pool_.page_tokens(), " tokens");
   llm::Sampler sampler = ICAM_TRY_CTX(llm::Sampler::create(spec.sampling), "submit");
+  sampler.set_greedy_logprob(false);  // events carry logprobs only when the params ask
 
   const SequenceId id = next_id_++;
   const int priority = spec.priority;
@@ -217,6 +218,7 @@ Status Scheduler::resume(SequenceId id, Continuation next) {
   if (next.sampling) {
     ICAM_TRY_CTX(llm::validate(*next.sampling), "resume");
     sampler.emplace(ICAM_TRY_CTX(llm::Sampler::create(*next.sampling), "resume"));
+    sampler->set_greedy_logprob(false);
   }
 
   // Everything is checked; commit.

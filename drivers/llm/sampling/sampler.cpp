@@ -191,6 +191,10 @@ SampleResult Sampler::choose(float max_logit) {
     // Greedy: the first maximum is the lowest id among ties.
     out.token =
         static_cast<int32_t>(std::find(work_.begin(), work_.end(), max_logit) - work_.begin());
+    if (!greedy_logprob_ && params_.logprobs == 0) {
+      out.logprob = std::numeric_limits<float>::quiet_NaN();
+      return out;
+    }
     const double log_sum = std::log(exp_sum(work_, max_logit, 1.0f, nullptr));
     out.logprob = static_cast<float>(-log_sum);  // the chosen logit minus the maximum is 0
     if (params_.logprobs > 0) {

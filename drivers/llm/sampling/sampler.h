@@ -87,6 +87,13 @@ class Sampler {
 
   const SamplingParams& params() const { return params_; }
 
+  // Whether a greedy step computes SampleResult::logprob, which takes one exponential per
+  // vocabulary entry (most of a greedy step's time over a large vocabulary). On by default. Off,
+  // a greedy step's logprob is NaN unless params().logprobs > 0 (its top logprobs need the same
+  // sum). Steps at temperature > 0 always compute it: the draw needs that sum anyway. The
+  // scheduler turns it off: its events carry logprobs only when the params ask for them.
+  void set_greedy_logprob(bool on) { greedy_logprob_ = on; }
+
  private:
   struct Candidate {
     int32_t id;
@@ -115,6 +122,7 @@ class Sampler {
 
   SamplingParams params_;
   uint64_t rng_[4];  // xoshiro256** state
+  bool greedy_logprob_ = true;
 
   // Reused across calls; sized to the vocabulary on first use.
   std::vector<float> work_;       // sanitised, penalised logits indexed by token id

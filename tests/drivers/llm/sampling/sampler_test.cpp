@@ -74,6 +74,42 @@ TEST(SamplerTest, GreedyIsArgmaxWithLogSoftmaxLogprob) {
   }
 }
 
+// Without the greedy logprob (the scheduler's setting) a greedy step chooses the same token and
+// reports NaN, unless the params ask for top logprobs, which need the same sum: then the logprob
+// is computed as usual. Steps at temperature > 0 always report it.
+TEST(SamplerTest, GreedyLogprobCanBeLeftOut) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    auto logits = random_logits(1000, seed);
+    Sampler with = make_sampler({});
+    Sampler without = make_sampler({});
+    without.set_greedy_logprob(false);
+    auto a = with.sample(logits, {});
+    auto b = without.sample(logits, {});
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->token, b->token);
+    EXPECT_TRUE(std::isnan(b->logprob));
+
+    SamplingParams top;
+    top.logprobs = 3;
+    Sampler asked = make_sampler(top);
+    asked.set_greedy_logprob(false);
+    auto c = asked.sample(logits, {});
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->token, a->token);
+    EXPECT_EQ(c->logprob, a->logprob);
+    EXPECT_EQ(c->top_logprobs.size(), 3u);
+
+    SamplingParams warm;
+    warm.temperature = 0.7f;
+    warm.seed = seed;
+    Sampler drawn = make_sampler(warm);
+    drawn.set_greedy_logprob(false);
+    auto d = drawn.sample(logits, {});
+    ASSERT_TRUE(d.ok());
+    EXPECT_FALSE(std::isnan(d->logprob));
+  }
+}
+
 TEST(SamplerTest, GreedyTiesGoToLowestId) {
   Sampler sampler = make_sampler({});
   std::vector<float> logits = {0.0f, 3.0f, -1.0f, 3.0f, 3.0f};
