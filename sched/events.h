@@ -21,11 +21,12 @@ class SchedulerEvents {
   virtual ~SchedulerEvents() = default;
 
   // A token was sampled for `id` (sample.token; logprobs when the sampling params asked for
-  // them: a greedy step's sample.logprob is NaN otherwise, see Sampler::set_greedy_logprob). `text` is the output that became final with it, possibly empty: the stop matcher holds
-  // back what may be the start of a stop string or an incomplete UTF-8 character, and when this
-  // token ends the turn without a stop (max_tokens, end of generation, full context), `text` also
-  // holds everything still held back. A stop string and an end-of-generation token are never
-  // part of the text. Concatenated, the texts equal generate()'s text for the same context.
+  // them: a greedy step's sample.logprob is NaN otherwise, see Sampler::set_greedy_logprob). `text`
+  // is the output that became final with it, possibly empty: the stop matcher holds back what may
+  // be the start of a stop string or an incomplete UTF-8 character, and when this token ends the
+  // turn without a stop (max_tokens, end of generation, full context), `text` also holds everything
+  // still held back. A stop string and an end-of-generation token are never part of the text.
+  // Concatenated, the texts equal generate()'s text for the same context.
   virtual void on_token(SequenceId id, const llm::SampleResult& sample, std::string_view text) = 0;
 
   // A turn of a sequence submitted with OnStop::pause ended normally; the sequence keeps its KV

@@ -12,12 +12,11 @@ float dot_f16_avx2(const float* q, const uint16_t* k, int n);
 void axpy_f16_avx2(float w, const uint16_t* v, float* out, int n);
 void f32_to_f16_avx2(const float* in, uint16_t* out, int n);
 void gated_gelu_avx2(const float* gate, const float* up, float* out, int n);
-// ops_avx512.cpp, for n a multiple of 16.
-void dot_f16_rows_avx512(const float* q, const uint16_t* const* rows, int count, int n,
-                         float* out);
+void gated_silu_avx2(const float* gate, const float* up, float* out, int n);
+// AVX-512 versions in ops_avx512.cpp, for n a multiple of 16.
+void dot_f16_rows_avx512(const float* q, const uint16_t* const* rows, int count, int n, float* out);
 void weighted_sum_f16_avx512(const float* w, const uint16_t* const* rows, int count, int n,
                              float* out);
-void gated_silu_avx2(const float* gate, const float* up, float* out, int n);
 
 void rms_norm(const float* x, const float* weight, float* out, int n, float eps) {
   double sum = 0;

@@ -71,8 +71,8 @@ __m256 exp8(__m256 in) {
   const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
   const __m256 outside_low = _mm256_cmp_ps(in, low, _CMP_LT_OQ);
   const __m256 outside_high = _mm256_cmp_ps(in, high, _CMP_GT_OQ);
-  return _mm256_blendv_ps(_mm256_andnot_ps(outside_low, e),
-                          _mm256_set1_ps(__builtin_inff()), outside_high);
+  return _mm256_blendv_ps(_mm256_andnot_ps(outside_low, e), _mm256_set1_ps(__builtin_inff()),
+                          outside_high);
 }
 
 // x * sigmoid(2u) with u = sqrt(2/pi) (x + 0.044715 x^3): the same function as gelu_tanh's
@@ -96,7 +96,8 @@ template <__m256 (*kAct)(__m256)>
 void gated8(const float* gate, const float* up, float* out, int n) {
   int i = 0;
   for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_mul_ps(kAct(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+    _mm256_storeu_ps(out + i,
+                     _mm256_mul_ps(kAct(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
   if (i == n) return;
   // The tail through the same vector code, so that an element's result does not depend on
   // where the caller's range (a thread's share of the rows) happens to end.

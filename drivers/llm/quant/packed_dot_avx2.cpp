@@ -3,7 +3,8 @@
 //
 // Compiled with AVX2 flags: only call through the dispatch in kernel_table.cpp; internal helpers
 // only, no standard-library templates (see vec_dot_avx2.cpp). The kernels themselves are in
-// packed_dot_kernels.inc, shared with the VNNI variants (packed_dot_avxvnni.cpp, packed_dot_avx512vnni.cpp).
+// packed_dot_kernels.inc, shared with the VNNI variants (packed_dot_avxvnni.cpp,
+// packed_dot_avx512vnni.cpp).
 //
 // A 32-byte vector of weight codes holds 4 consecutive elements (a chunk) of each of the 8 rows,
 // so the activation side is the same 4 codes broadcast to all 8 lanes, and vpmaddubsw + vpmaddwd
@@ -84,10 +85,8 @@ struct V {
 
 #include "drivers/llm/quant/packed_dot_k_kernels.inc"
 
-constexpr KGroupFn kQ4K[kMaxPackedCols] = {q4_k_cols<1>, q4_k_cols<2>, q4_k_cols<3>,
-                                           q4_k_cols<4>};
-constexpr KGroupFn kQ6K[kMaxPackedCols] = {q6_k_cols<1>, q6_k_cols<2>, q6_k_cols<3>,
-                                           q6_k_cols<4>};
+constexpr KGroupFn kQ4K[kMaxPackedCols] = {q4_k_cols<1>, q4_k_cols<2>, q4_k_cols<3>, q4_k_cols<4>};
+constexpr KGroupFn kQ6K[kMaxPackedCols] = {q6_k_cols<1>, q6_k_cols<2>, q6_k_cols<3>, q6_k_cols<4>};
 
 }  // namespace
 

@@ -225,10 +225,10 @@ __m256 load_floats(const float* p, int count) {
 __m256i sum_lanes_epi32(const __m256i (&v)[8]) {
   // After two rounds of pairwise adds, lane j of each 128-bit half holds vector j's (or j + 4's)
   // partial sum over that half; the halves are then added.
-  const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]),
-                                          _mm256_hadd_epi32(v[2], v[3]));
-  const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]),
-                                          _mm256_hadd_epi32(v[6], v[7]));
+  const __m256i h0123 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  const __m256i h4567 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
   return _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
                           _mm256_permute2x128_si256(h0123, h4567, 0x31));
 }
@@ -270,8 +270,8 @@ void dot_blocks32_cols(int64_t n, const void* w, const uint8_t* x, size_t x_stri
         const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         const __m256i code_sum = _mm256_maskload_epi32(
             code_sums[c] + g, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane));
-        sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(code_sum,
-                                                         _mm256_set1_epi32(Format::kOffset)));
+        sums = _mm256_sub_epi32(sums,
+                                _mm256_mullo_epi32(code_sum, _mm256_set1_epi32(Format::kOffset)));
       }
       alignas(32) float s[8], d[8];
       _mm256_store_ps(s, _mm256_cvtepi32_ps(sums));

@@ -16,9 +16,9 @@
 // AVX2 kernels differ from each other by that much; with float activations icam matches an exact
 // double-precision reference to 1e-3). llama.cpp disagrees with itself in the same way: with its
 // weight repacking off, or flash attention on, its step-0 logits move by 0.35-1.50 and only 3-4 of
-// these 9 continuations stay identical for 40 tokens (tests/fixtures/gemma3-270m/NOTE.md). Decisions
-// closer than that are not determined by the model; an exact match needs ggml's rounding bit for bit.
-// The test also prints how many leading tokens match exactly per prompt.
+// these 9 continuations stay identical for 40 tokens (tests/fixtures/gemma3-270m/NOTE.md).
+// Decisions closer than that are not determined by the model; an exact match needs ggml's rounding
+// bit for bit. The test also prints how many leading tokens match exactly per prompt.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
@@ -203,10 +203,10 @@ TEST_F(Gemma3Reference, GreedyContinuationsMatch) {
   for (const float d : differences) sum += d;
   const double mean = sum / static_cast<double>(differences.size());
   const float p99 = differences[differences.size() * 99 / 100];
-  std::printf("prompts matching exactly for >= %d tokens: %d of %zu; top-1 logit difference: "
-              "mean %.3f, 99th percentile %.3f, max %.3f\n",
-              kRequiredTokens, exact_prompts, (*fixture_)["cases"].size(), mean, p99,
-              differences.back());
+  std::printf(
+      "prompts matching exactly for >= %d tokens: %d of %zu; top-1 logit difference: "
+      "mean %.3f, 99th percentile %.3f, max %.3f\n",
+      kRequiredTokens, exact_prompts, (*fixture_)["cases"].size(), mean, p99, differences.back());
   EXPECT_GE(exact_prompts, kExactPromptsFloor);
   EXPECT_LE(mean, kMeanLogitTolerance);
   EXPECT_LE(p99, kLogitTolerance);

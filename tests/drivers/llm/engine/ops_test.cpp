@@ -29,8 +29,8 @@ double silu_exact(double x) {
 std::vector<float> gate_values() {
   std::vector<float> v;
   for (int i = -40000; i <= 40000; ++i) v.push_back(static_cast<float>(i) * 1e-3f);
-  for (float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-7f, -1e-7f, 50.0f, -50.0f, 100.0f, -100.0f,
-                  1e4f, -1e4f, 3e38f, -3e38f})
+  for (float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-7f, -1e-7f, 50.0f, -50.0f, 100.0f, -100.0f, 1e4f,
+                  -1e4f, 3e38f, -3e38f})
     v.push_back(x);
   return v;
 }
@@ -112,7 +112,8 @@ TEST(Ops, AttentionRowHelpersEqualTheRowAtATimeLoops) {
       for (int j = 0; j < count; ++j) w[j] = 1.0f / static_cast<float>(j + 2);
       // Rows 3n apart, as in a page of keys of several heads.
       std::vector<float> source(static_cast<size_t>(3 * n * count));
-      for (size_t i = 0; i < source.size(); ++i) source[i] = std::cos(static_cast<float>(i) * 0.37f);
+      for (size_t i = 0; i < source.size(); ++i)
+        source[i] = std::cos(static_cast<float>(i) * 0.37f);
       std::vector<uint16_t> halves(source.size());
       ops::f32_to_f16(source.data(), halves.data(), static_cast<int>(source.size()));
       std::vector<const uint16_t*> rows(count);
