@@ -79,7 +79,7 @@ KernelTable make_avx2_table() {
   }
   // 512-bit kernels on pairs of groups, same results again (they use VNNI too, so ICAM_NO_VNNI
   // turns them off as well); ICAM_NO_AVX512=1 keeps only the 256-bit ones, for comparison.
-  if (!vnni.empty() && cpu_has_avx512_packed() && !env_flag("ICAM_NO_AVX512")) {
+  if (!vnni.empty() && cpu_has_avx512_packed() && use_avx512()) {
     slot(k, GgmlType::Q8_0).packed_dot_pair = avx512::packed_dot_pair_q8_0;
     slot(k, GgmlType::Q5_0).packed_dot_pair = avx512::packed_dot_pair_q5_0;
     slot(k, GgmlType::Q8_0).packed_pair_cols = kMaxPackedPairCols;

@@ -57,8 +57,8 @@ const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();
 // True when the 512-bit packed kernels (avx512::packed_dot_pair_*) may run on this CPU:
 // AVX512F, BW, VL and VNNI with the OS saving the AVX-512 state. ICAM_NO_AVX512=1 in the
-// environment keeps the 512-bit kernels out of the active table, leaving the 256-bit ones (for
-// A/B comparisons), but does not change this answer.
+// environment (use_avx512(), common/cpu_features.h) keeps the 512-bit kernels out of the active
+// table, leaving the 256-bit ones (for A/B comparisons), but does not change this answer.
 bool cpu_has_avx512_packed();
 // avx2_kernels() when available, otherwise scalar_kernels(); decided once.
 const KernelTable& active_kernels();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "drivers/llm/quant/block_formats.h"
+#include "drivers/llm/quant/k_codes.h"
 #include "drivers/llm/quant/k_scales.h"
 #include "drivers/llm/quant/kernel_table.h"
 #include "drivers/llm/quant/quant.h"
@@ -35,12 +36,6 @@ void q5_0_codes(const BlockQ5_0& block, uint8_t* q) {
     q[j] = static_cast<uint8_t>((block.qs[j] & 15) | (((high >> j) & 1) << 4));
     q[j + 16] = static_cast<uint8_t>((block.qs[j] >> 4) | (((high >> (j + 16)) & 1) << 4));
   }
-}
-
-// Code j (0..31) of sub-block s of a Q4_K block.
-uint8_t q4_k_code(const BlockQ4_K& block, int s, int j) {
-  const uint8_t byte = block.qs[32 * (s / 2) + j];
-  return static_cast<uint8_t>(s % 2 == 0 ? byte & 15 : byte >> 4);
 }
 
 // Code i (0..255, 0..63) of a Q6_K block (the layout in block_formats.h).
@@ -265,8 +260,9 @@ PackedWeight PackedWeight::pack(GgmlType type, const void* data, int64_t rows, i
   const size_t row_bytes = ggml_row_bytes(type, static_cast<uint64_t>(cols));
   const auto* src = static_cast<const uint8_t*>(data);
   for (int64_t g = 0; g < groups; ++g)
-    (k_quant ? pack_group_k : pack_group)(type, src + static_cast<size_t>(g) * kPackRows * row_bytes, row_bytes, blocks,
-               p.packed_.get() + g * p.group_bytes_);
+    (k_quant ? pack_group_k : pack_group)(type,
+                                          src + static_cast<size_t>(g) * kPackRows * row_bytes,
+                                          row_bytes, blocks, p.packed_.get() + g * p.group_bytes_);
   return p;
 }
 

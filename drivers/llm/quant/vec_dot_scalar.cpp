@@ -9,6 +9,7 @@
 
 #include "drivers/llm/quant/block_formats.h"
 #include "drivers/llm/quant/fp16.h"
+#include "drivers/llm/quant/k_codes.h"
 #include "drivers/llm/quant/k_scales.h"
 #include "drivers/llm/quant/kernels.h"
 
@@ -118,12 +119,7 @@ void dot_k_scale_min(int64_t n, const void* w, const void* x, size_t x_stride, i
   }
 }
 
-// Element l of sub-block s: sub-block 2c is the low nibbles of chunk c, 2c + 1 the high nibbles.
-int code_q4_k(const BlockQ4_K& block, int s, int l) {
-  const uint8_t byte = block.qs[32 * (s / 2) + l];
-  return s % 2 == 0 ? byte & 15 : byte >> 4;
-}
-
+// Q5_K: Q4_K's nibbles (k_codes.h) with bit s of qh[l] as the fifth bit.
 int code_q5_k(const BlockQ5_K& block, int s, int l) {
   const uint8_t byte = block.qs[32 * (s / 2) + l];
   const int low = s % 2 == 0 ? byte & 15 : byte >> 4;
@@ -157,7 +153,7 @@ void dot_q4_0(int64_t n, const void* w, const void* x, size_t x_stride, int nx, 
 }
 
 void dot_q4_k(int64_t n, const void* w, const void* x, size_t x_stride, int nx, float* out) {
-  dot_k_scale_min<BlockQ4_K, code_q4_k>(n, w, x, x_stride, nx, out);
+  dot_k_scale_min<BlockQ4_K, q4_k_code>(n, w, x, x_stride, nx, out);
 }
 
 void dot_q5_k(int64_t n, const void* w, const void* x, size_t x_stride, int nx, float* out) {
