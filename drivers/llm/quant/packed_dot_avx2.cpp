@@ -69,9 +69,11 @@ struct V {
   static I izero() { return _mm256_setzero_si256(); }
   static I and_(I a, I b) { return _mm256_and_si256(a, b); }
   static I or_(I a, I b) { return _mm256_or_si256(a, b); }
+  static I and_or(I a, I m, I b) { return _mm256_or_si256(_mm256_and_si256(a, m), b); }
   static I srli16(I a, int n) { return _mm256_srli_epi16(a, n); }
   static I slli16(I a, int n) { return _mm256_slli_epi16(a, n); }
   static I slli32(I a, int n) { return _mm256_slli_epi32(a, n); }
+  static I add32(I a, I b) { return _mm256_add_epi32(a, b); }
   static I sub32(I a, I b) { return _mm256_sub_epi32(a, b); }
   static F cvt(I a) { return _mm256_cvtepi32_ps(a); }
   static F fzero() { return _mm256_setzero_ps(); }

@@ -209,9 +209,11 @@ struct V {
   static I izero() { return _mm512_setzero_si512(); }
   static I and_(I a, I b) { return _mm512_and_si512(a, b); }
   static I or_(I a, I b) { return _mm512_or_si512(a, b); }
+  static I and_or(I a, I m, I b) { return _mm512_ternarylogic_epi32(a, m, b, 0xEA); }
   static I srli16(I a, int n) { return _mm512_srli_epi16(a, n); }
   static I slli16(I a, int n) { return _mm512_slli_epi16(a, n); }
   static I slli32(I a, int n) { return _mm512_slli_epi32(a, n); }
+  static I add32(I a, I b) { return _mm512_add_epi32(a, b); }
   static I sub32(I a, I b) { return _mm512_sub_epi32(a, b); }
   static F cvt(I a) { return _mm512_cvtepi32_ps(a); }
   static F fzero() { return _mm512_setzero_ps(); }
