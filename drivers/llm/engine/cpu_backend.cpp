@@ -103,7 +103,16 @@ void CpuBackend::attention(int layer, std::span<const SequenceStep> batch, int64
   const int group = c.n_heads / c.n_kv_heads;
   const int P = pool_.page_tokens();
   const bool local = c.layer_is_local[layer];
-  const int64_t tasks = n_rows * c.n_heads;
+  // A task is a row's key/value head with `task_heads` of the query heads that share it, so that
+  // the keys and values are read and converted once for all of them. The group is split (into
+  // `splits` tasks) only as far as it takes to give every thread a task (batch 1: one row).
+  int splits = 1;
+  while (splits < group && n_rows * c.n_kv_heads * splits < threads_.size()) {
+    ++splits;
+    while (group % splits != 0) ++splits;
+  }
+  const int task_heads = group / splits;
+  const int64_t tasks = n_rows * c.n_kv_heads * splits;
   // Short contexts (a few decode steps into a sequence) are less work than handing them to the
   // pool's threads: run them on this thread (grain > tasks runs parallel_for inline).
   int64_t keys = 0;
@@ -114,43 +123,46 @@ void CpuBackend::attention(int layer, std::span<const SequenceStep> batch, int64
     thread_local std::vector<float> scores;
     thread_local std::vector<const uint16_t*> rows;
     for (size_t task = begin; task < end; ++task) {
-      const int64_t row = static_cast<int64_t>(task) / c.n_heads;
-      const int head = static_cast<int>(task % c.n_heads);
-      const int kv_head = head / group;
+      const int64_t row = static_cast<int64_t>(task) / (c.n_kv_heads * splits);
+      const int part = static_cast<int>(static_cast<int64_t>(task) % (c.n_kv_heads * splits));
+      const int kv_head = part / splits;
+      const int head0 = kv_head * group + (part % splits) * task_heads;
       const TokenRow& tr = rows_[row];
       const SequenceStep& step = batch[tr.seq];
       const int32_t pos = tr.pos;
       // Sliding-window layers see the keys of the last `sliding_window` positions only.
       const int32_t first = local ? std::max(0, pos - c.sliding_window + 1) : 0;
       const int32_t count = pos - first + 1;
-      if (static_cast<int32_t>(scores.size()) < count) {
-        scores.resize(count);
-        rows.resize(count);
-      }
+      if (static_cast<int64_t>(scores.size()) < static_cast<int64_t>(count) * task_heads)
+        scores.resize(static_cast<size_t>(count) * task_heads);
+      if (static_cast<int32_t>(rows.size()) < count) rows.resize(count);
       const auto row_offset = [&](int32_t p) {
         return static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
       };
-      const float* q = q_.data() + row * c.q_dim() + static_cast<int64_t>(head) * hd;
+      const float* q = q_.data() + row * c.q_dim() + static_cast<int64_t>(head0) * hd;
       for (int32_t j = 0; j < count; ++j) {
         const int32_t p = first + j;
         rows[j] = pool_.keys(step.pages[p / P], layer) + row_offset(p);
       }
-      ops::dot_f16_rows(q, rows.data(), count, hd, scores.data());
-      float max_score = -INFINITY;
-      for (int32_t j = 0; j < count; ++j) max_score = std::max(max_score, scores[j]);
-      double sum = 0;
-      for (int32_t j = 0; j < count; ++j) {
-        scores[j] = std::exp(scores[j] - max_score);
-        sum += scores[j];
+      ops::dot_f16_rows(q, task_heads, hd, rows.data(), count, hd, scores.data(), count);
+      for (int h = 0; h < task_heads; ++h) {
+        float* s = scores.data() + static_cast<int64_t>(h) * count;
+        float max_score = -INFINITY;
+        for (int32_t j = 0; j < count; ++j) max_score = std::max(max_score, s[j]);
+        double sum = 0;
+        for (int32_t j = 0; j < count; ++j) {
+          s[j] = std::exp(s[j] - max_score);
+          sum += s[j];
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int32_t j = 0; j < count; ++j) s[j] *= inv;
       }
-      const float inv = static_cast<float>(1.0 / sum);
       for (int32_t j = 0; j < count; ++j) {
         const int32_t p = first + j;
-        scores[j] *= inv;
         rows[j] = pool_.values(step.pages[p / P], layer) + row_offset(p);
       }
-      float* out = attn_.data() + row * c.q_dim() + static_cast<int64_t>(head) * hd;
-      ops::weighted_sum_f16(scores.data(), rows.data(), count, hd, out);
+      float* out = attn_.data() + row * c.q_dim() + static_cast<int64_t>(head0) * hd;
+      ops::weighted_sum_f16(scores.data(), task_heads, count, rows.data(), count, hd, out, hd);
     }
   });
 }

@@ -14,9 +14,11 @@ void f32_to_f16_avx2(const float* in, uint16_t* out, int n);
 void gated_gelu_avx2(const float* gate, const float* up, float* out, int n);
 void gated_silu_avx2(const float* gate, const float* up, float* out, int n);
 // AVX-512 versions in ops_avx512.cpp, for n a multiple of 16.
-void dot_f16_rows_avx512(const float* q, const uint16_t* const* rows, int count, int n, float* out);
-void weighted_sum_f16_avx512(const float* w, const uint16_t* const* rows, int count, int n,
-                             float* out);
+void dot_f16_rows_avx512(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
+                         int count, int n, float* out, int64_t out_stride);
+void weighted_sum_f16_avx512(const float* w, int heads, int64_t w_stride,
+                             const uint16_t* const* rows, int count, int n, float* out,
+                             int64_t out_stride);
 
 void rms_norm(const float* x, const float* weight, float* out, int n, float eps) {
   double sum = 0;
@@ -104,14 +106,30 @@ void axpy_f16(float w, const uint16_t* v, float* out, int n) {
 }
 
 void dot_f16_rows(const float* q, const uint16_t* const* rows, int count, int n, float* out) {
-  if (use_avx512() && n % 16 == 0) return dot_f16_rows_avx512(q, rows, count, n, out);
-  for (int j = 0; j < count; ++j) out[j] = dot_f16(q, rows[j], n);
+  dot_f16_rows(q, 1, 0, rows, count, n, out, 0);
 }
 
 void weighted_sum_f16(const float* w, const uint16_t* const* rows, int count, int n, float* out) {
-  if (use_avx512() && n % 16 == 0) return weighted_sum_f16_avx512(w, rows, count, n, out);
-  for (int i = 0; i < n; ++i) out[i] = 0.0f;
-  for (int j = 0; j < count; ++j) axpy_f16(w[j], rows[j], out, n);
+  weighted_sum_f16(w, 1, 0, rows, count, n, out, 0);
+}
+
+void dot_f16_rows(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
+                  int count, int n, float* out, int64_t out_stride) {
+  if (use_avx512() && n % 16 == 0)
+    return dot_f16_rows_avx512(q, heads, q_stride, rows, count, n, out, out_stride);
+  for (int h = 0; h < heads; ++h)
+    for (int j = 0; j < count; ++j) out[h * out_stride + j] = dot_f16(q + h * q_stride, rows[j], n);
+}
+
+void weighted_sum_f16(const float* w, int heads, int64_t w_stride, const uint16_t* const* rows,
+                      int count, int n, float* out, int64_t out_stride) {
+  if (use_avx512() && n % 16 == 0)
+    return weighted_sum_f16_avx512(w, heads, w_stride, rows, count, n, out, out_stride);
+  for (int h = 0; h < heads; ++h) {
+    float* o = out + h * out_stride;
+    for (int i = 0; i < n; ++i) o[i] = 0.0f;
+    for (int j = 0; j < count; ++j) axpy_f16(w[h * w_stride + j], rows[j], o, n);
+  }
 }
 
 }  // namespace icam::llm::ops

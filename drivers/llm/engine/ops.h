@@ -49,4 +49,13 @@ void axpy_f16(float w, const uint16_t* v, float* out, int n);
 void dot_f16_rows(const float* q, const uint16_t* const* rows, int count, int n, float* out);
 void weighted_sum_f16(const float* w, const uint16_t* const* rows, int count, int n, float* out);
 
+// The same for `heads` query heads that share the rows (grouped-query attention): head h's query
+// at q + h * q_stride, its scores at out + h * out_stride (dot_f16_rows), its weights at
+// w + h * w_stride and its output at out + h * out_stride (weighted_sum_f16). Each head's results
+// are bit-identical to the single-head calls; with AVX-512 a row is converted once for all heads.
+void dot_f16_rows(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
+                  int count, int n, float* out, int64_t out_stride);
+void weighted_sum_f16(const float* w, int heads, int64_t w_stride, const uint16_t* const* rows,
+                      int count, int n, float* out, int64_t out_stride);
+
 }  // namespace icam::llm::ops

@@ -2,11 +2,13 @@
 // with AVX512F flags and only called when icam::use_avx512() is true; internal helpers only, no
 // standard-library templates (see ops_avx2.cpp).
 //
-// Results are bit-identical to the AVX2 helpers they replace, only with half the instructions:
-// a 16-lane accumulator is the AVX2 dot product's two 8-lane accumulators side by side (reduced
+// Results are bit-identical to the AVX2 helpers they replace, only with fewer instructions: a
+// 16-lane accumulator is the AVX2 dot product's two 8-lane accumulators side by side (reduced
 // the same way), and the weighted sum keeps up to 256 outputs in registers while it adds the
 // rows' contributions in the same order, one fused multiply-add per element and row, as the
-// AVX2 axpy does through memory.
+// AVX2 axpy does through memory. The query heads that share a key/value head (grouped-query
+// attention) go through together, up to four at a time: a row's halves are loaded and converted
+// once for all of them, and each head's sums keep the single-head order.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -23,57 +25,122 @@ __m512 load_halves(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// out[0 .. 16 * kChunks) = sum_j w[j] * rows[j][offset + ...], j in order, from zero.
-template <int kChunks>
-void weighted_sum_chunks(const float* w, const uint16_t* const* rows, int count, int offset,
-                         float* out) {
-  __m512 acc[kChunks];
-  for (int c = 0; c < kChunks; ++c) acc[c] = _mm512_setzero_ps();
-  for (int j = 0; j < count; ++j) {
-    const __m512 weight = _mm512_set1_ps(w[j]);
-    const uint16_t* v = rows[j] + offset;
-    for (int c = 0; c < kChunks; ++c)
-      acc[c] = _mm512_fmadd_ps(weight, load_halves(v + 16 * c), acc[c]);
-  }
-  for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(out + offset + 16 * c, acc[c]);
+// dot_f16_avx2's reduction of a 16-lane accumulator: its two 8-lane accumulators added, then
+// the 128-bit halves, then pairs.
+float reduce_like_avx2(__m512 acc) {
+  const __m256 lo = _mm512_castps512_ps256(acc);
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+  const __m256 both = _mm256_add_ps(lo, hi);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(both), _mm256_extractf128_ps(both, 1));
+  s = _mm_hadd_ps(s, s);
+  s = _mm_hadd_ps(s, s);
+  return _mm_cvtss_f32(s);
 }
 
-using ChunksFn = void (*)(const float*, const uint16_t* const*, int, int, float*);
-constexpr ChunksFn kWeightedSum[16] = {
-    weighted_sum_chunks<1>,  weighted_sum_chunks<2>,  weighted_sum_chunks<3>,
-    weighted_sum_chunks<4>,  weighted_sum_chunks<5>,  weighted_sum_chunks<6>,
-    weighted_sum_chunks<7>,  weighted_sum_chunks<8>,  weighted_sum_chunks<9>,
-    weighted_sum_chunks<10>, weighted_sum_chunks<11>, weighted_sum_chunks<12>,
-    weighted_sum_chunks<13>, weighted_sum_chunks<14>, weighted_sum_chunks<15>,
-    weighted_sum_chunks<16>};
+// H heads' dot products with every row: each row's halves converted once for all heads, each
+// head's products accumulated in its own register in the single-head order.
+template <int H>
+void dot_rows_heads(const float* q, int64_t q_stride, const uint16_t* const* rows, int count, int n,
+                    float* out, int64_t out_stride) {
+  for (int j = 0; j < count; ++j) {
+    const uint16_t* k = rows[j];
+    __m512 acc[H];
+    for (int h = 0; h < H; ++h) acc[h] = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+      const __m512 key = load_halves(k + i);
+      for (int h = 0; h < H; ++h)
+        acc[h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * q_stride + i), key, acc[h]);
+    }
+    for (int h = 0; h < H; ++h) out[h * out_stride + j] = reduce_like_avx2(acc[h]);
+  }
+}
+
+// For H heads, out_h[offset .. offset + 16 * C) = sum_j w_h[j] * rows[j][offset + ...], j in
+// order, from zero: each row's halves converted once for all heads. H * C <= 16 accumulators.
+template <int H, int C>
+void weighted_sum_chunks(const float* w, int64_t w_stride, const uint16_t* const* rows, int count,
+                         int offset, float* out, int64_t out_stride) {
+  __m512 acc[H][C];
+  for (int h = 0; h < H; ++h)
+    for (int c = 0; c < C; ++c) acc[h][c] = _mm512_setzero_ps();
+  for (int j = 0; j < count; ++j) {
+    const uint16_t* v = rows[j] + offset;
+    __m512 value[C];
+    for (int c = 0; c < C; ++c) value[c] = load_halves(v + 16 * c);
+    for (int h = 0; h < H; ++h) {
+      const __m512 weight = _mm512_set1_ps(w[h * w_stride + j]);
+      for (int c = 0; c < C; ++c) acc[h][c] = _mm512_fmadd_ps(weight, value[c], acc[h][c]);
+    }
+  }
+  for (int h = 0; h < H; ++h)
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + h * out_stride + offset + 16 * c, acc[h][c]);
+}
+
+// weighted_sum_chunks<H, chunks> for 1 <= chunks <= C.
+template <int H, int C>
+void weighted_sum_pick(int chunks, const float* w, int64_t w_stride, const uint16_t* const* rows,
+                       int count, int offset, float* out, int64_t out_stride) {
+  if constexpr (C > 1) {
+    if (chunks < C)
+      return weighted_sum_pick<H, C - 1>(chunks, w, w_stride, rows, count, offset, out, out_stride);
+  }
+  weighted_sum_chunks<H, C>(w, w_stride, rows, count, offset, out, out_stride);
+}
+
+template <int H>
+void weighted_sum_heads(const float* w, int64_t w_stride, const uint16_t* const* rows, int count,
+                        int n, float* out, int64_t out_stride) {
+  constexpr int kMaxChunks = 16 / H;
+  for (int offset = 0; offset < n; offset += 16 * kMaxChunks) {
+    const int chunks = (n - offset) / 16 < kMaxChunks ? (n - offset) / 16 : kMaxChunks;
+    weighted_sum_pick<H, kMaxChunks>(chunks, w, w_stride, rows, count, offset, out, out_stride);
+  }
+}
 
 }  // namespace
 
-// n % 16 == 0.
-void dot_f16_rows_avx512(const float* q, const uint16_t* const* rows, int count, int n,
-                         float* out) {
-  for (int j = 0; j < count; ++j) {
-    const uint16_t* k = rows[j];
-    __m512 acc = _mm512_setzero_ps();
-    for (int i = 0; i < n; i += 16)
-      acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load_halves(k + i), acc);
-    // dot_f16_avx2's reduction: its two accumulators added, then the 128-bit halves, then pairs.
-    const __m256 lo = _mm512_castps512_ps256(acc);
-    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-    const __m256 both = _mm256_add_ps(lo, hi);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(both), _mm256_extractf128_ps(both, 1));
-    s = _mm_hadd_ps(s, s);
-    s = _mm_hadd_ps(s, s);
-    out[j] = _mm_cvtss_f32(s);
+// n % 16 == 0. Heads in fours (up to 16 registers of accumulators).
+void dot_f16_rows_avx512(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
+                         int count, int n, float* out, int64_t out_stride) {
+  for (int h = 0; h < heads; h += 4) {
+    const float* qh = q + h * q_stride;
+    float* oh = out + h * out_stride;
+    switch (heads - h < 4 ? heads - h : 4) {
+      case 1:
+        dot_rows_heads<1>(qh, q_stride, rows, count, n, oh, out_stride);
+        break;
+      case 2:
+        dot_rows_heads<2>(qh, q_stride, rows, count, n, oh, out_stride);
+        break;
+      case 3:
+        dot_rows_heads<3>(qh, q_stride, rows, count, n, oh, out_stride);
+        break;
+      default:
+        dot_rows_heads<4>(qh, q_stride, rows, count, n, oh, out_stride);
+    }
   }
 }
 
-// n % 16 == 0.
-void weighted_sum_f16_avx512(const float* w, const uint16_t* const* rows, int count, int n,
-                             float* out) {
-  for (int offset = 0; offset < n; offset += 256) {
-    const int chunks = (n - offset) / 16 < 16 ? (n - offset) / 16 : 16;
-    kWeightedSum[chunks - 1](w, rows, count, offset, out);
+// n % 16 == 0. Heads in fours.
+void weighted_sum_f16_avx512(const float* w, int heads, int64_t w_stride,
+                             const uint16_t* const* rows, int count, int n, float* out,
+                             int64_t out_stride) {
+  for (int h = 0; h < heads; h += 4) {
+    const float* wh = w + h * w_stride;
+    float* oh = out + h * out_stride;
+    switch (heads - h < 4 ? heads - h : 4) {
+      case 1:
+        weighted_sum_heads<1>(wh, w_stride, rows, count, n, oh, out_stride);
+        break;
+      case 2:
+        weighted_sum_heads<2>(wh, w_stride, rows, count, n, oh, out_stride);
+        break;
+      case 3:
+        weighted_sum_heads<3>(wh, w_stride, rows, count, n, oh, out_stride);
+        break;
+      default:
+        weighted_sum_heads<4>(wh, w_stride, rows, count, n, oh, out_stride);
+    }
   }
 }
 

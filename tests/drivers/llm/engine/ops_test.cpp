@@ -133,5 +133,51 @@ TEST(Ops, AttentionRowHelpersEqualTheRowAtATimeLoops) {
   }
 }
 
+// Query heads that share their rows (grouped-query attention) go through the helpers together;
+// each head's scores and weighted sum equal its single-head calls bit for bit, for 1-6 heads (in
+// and past the kernels' blocks of four), head sizes in and out of the 512-bit path, and strides
+// wider than a head.
+TEST(Ops, AttentionHelpersForSeveralHeadsEqualTheSingleHeadCalls) {
+  for (const int heads : {1, 2, 3, 4, 5, 6}) {
+    for (const int n : {16, 64, 256, 272, 40}) {
+      for (const int count : {1, 17, 100}) {
+        SCOPED_TRACE(std::to_string(heads) + " heads, n " + std::to_string(n) + ", " +
+                     std::to_string(count) + " rows");
+        const int64_t q_stride = n + 16;
+        const int64_t score_stride = count + 3;
+        std::vector<float> q(static_cast<size_t>(heads * q_stride));
+        for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(static_cast<float>(i) * 0.7f) * 2.0f;
+        std::vector<float> source(static_cast<size_t>(2 * n * count));
+        for (size_t i = 0; i < source.size(); ++i)
+          source[i] = std::cos(static_cast<float>(i) * 0.37f);
+        std::vector<uint16_t> halves(source.size());
+        ops::f32_to_f16(source.data(), halves.data(), static_cast<int>(source.size()));
+        std::vector<const uint16_t*> rows(count);
+        for (int j = 0; j < count; ++j) rows[j] = halves.data() + 2 * n * j + n / 2;
+
+        std::vector<float> scores(static_cast<size_t>(heads * score_stride), -1.0f);
+        ops::dot_f16_rows(q.data(), heads, q_stride, rows.data(), count, n, scores.data(),
+                          score_stride);
+        std::vector<float> sums(static_cast<size_t>(heads * q_stride), 123.0f);
+        ops::weighted_sum_f16(scores.data(), heads, score_stride, rows.data(), count, n,
+                              sums.data(), q_stride);
+        for (int h = 0; h < heads; ++h) {
+          std::vector<float> want_scores(count), want_sum(n);
+          ops::dot_f16_rows(q.data() + h * q_stride, rows.data(), count, n, want_scores.data());
+          ASSERT_EQ(std::memcmp(scores.data() + h * score_stride, want_scores.data(),
+                                sizeof(float) * count),
+                    0)
+              << "head " << h;
+          ops::weighted_sum_f16(want_scores.data(), rows.data(), count, n, want_sum.data());
+          ASSERT_EQ(std::memcmp(sums.data() + h * q_stride, want_sum.data(), sizeof(float) * n), 0)
+              << "head " << h;
+          // The padding between heads is left alone.
+          for (int64_t i = n; i < q_stride; ++i) ASSERT_EQ(sums[h * q_stride + i], 123.0f);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace icam::llm
