@@ -81,7 +81,8 @@ struct V {
   static F fmul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static F fnmadd(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
-  static void prefetch(const uint8_t*, size_t, size_t) {}
+  // One group per call: one stream, kPrefetchAhead256 ahead (packed_dot_kernels.inc).
+  static void prefetch(const uint8_t* p, size_t, size_t bytes) { prefetch_ahead(p, bytes); }
   static void store(float* out, F v) { _mm256_storeu_ps(out, v); }
 };
 
