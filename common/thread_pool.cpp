@@ -40,6 +40,7 @@ int ThreadPool::online_cores() {
 
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = online_cores();
+  shares_ = std::make_unique<Share[]>(static_cast<size_t>(threads));
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_main(i); });
 }
 
@@ -53,12 +54,57 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_chunks() {
-  if (all_fn_) return;
+namespace {
+uint64_t pack_share(size_t front, size_t back) {
+  return static_cast<uint64_t>(back) << 32 | static_cast<uint64_t>(front);
+}
+}  // namespace
+
+bool ThreadPool::take_front(int index, size_t& begin, size_t& end) {
+  std::atomic<uint64_t>& bounds = shares_[index].bounds;
+  uint64_t seen = bounds.load(std::memory_order_relaxed);
   for (;;) {
-    size_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
-    if (begin >= n_) break;
-    (*fn_)(begin, std::min(n_, begin + chunk_));
+    const size_t front = seen & 0xffffffffu;
+    const size_t back = seen >> 32;
+    if (front >= back) return false;
+    const size_t take = std::min(chunk_, back - front);
+    if (bounds.compare_exchange_weak(seen, pack_share(front + take, back),
+                                     std::memory_order_relaxed)) {
+      begin = front;
+      end = front + take;
+      return true;
+    }
+  }
+}
+
+bool ThreadPool::take_back(int index, size_t& begin, size_t& end) {
+  std::atomic<uint64_t>& bounds = shares_[index].bounds;
+  uint64_t seen = bounds.load(std::memory_order_relaxed);
+  for (;;) {
+    const size_t front = seen & 0xffffffffu;
+    const size_t back = seen >> 32;
+    if (front >= back) return false;
+    // Down to a multiple of the chunk where it can, so that chunks start where the owner's
+    // would have (the products want even starts).
+    size_t take = back % chunk_ == 0 ? chunk_ : back % chunk_;
+    take = std::min(take, back - front);
+    if (bounds.compare_exchange_weak(seen, pack_share(front, back - take),
+                                     std::memory_order_relaxed)) {
+      begin = back - take;
+      end = back;
+      return true;
+    }
+  }
+}
+
+void ThreadPool::run_chunks(int index) {
+  if (all_fn_) return;
+  size_t begin = 0, end = 0;
+  while (take_front(index, begin, end)) (*fn_)(begin, end);
+  const int threads = size();
+  for (int k = 1; k < threads; ++k) {
+    const int victim = (index + k) % threads;
+    while (take_back(victim, begin, end)) (*fn_)(begin, end);
   }
 }
 
@@ -80,7 +126,7 @@ void ThreadPool::worker_main(int index) {
     if (all_fn_) {
       (*all_fn_)(index, size());
     } else {
-      run_chunks();
+      run_chunks(index);
     }
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
@@ -95,19 +141,33 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
     fn(0, n);
     return;
   }
+  // Shares hold 32-bit bounds: longer loops go in slices.
+  constexpr size_t kMaxLoop = size_t{1} << 31;
+  if (n > kMaxLoop) {
+    for (size_t start = 0; start < n; start += kMaxLoop) {
+      const size_t count = std::min(kMaxLoop, n - start);
+      parallel_for(count, grain, [&](size_t b, size_t e) { fn(start + b, start + e); });
+    }
+    return;
+  }
   std::lock_guard loop(loop_mutex_);
   fn_ = &fn;
   all_fn_ = nullptr;
-  n_ = n;
   chunk_ = std::max<size_t>(1, std::min(grain, (n + threads - 1) / threads));
-  next_.store(0, std::memory_order_relaxed);
+  // Shares of whole chunks, as equal as that allows.
+  const size_t chunks = (n + chunk_ - 1) / chunk_;
+  for (size_t t = 0; t < threads; ++t) {
+    const size_t front = std::min(n, chunks * t / threads * chunk_);
+    const size_t back = std::min(n, chunks * (t + 1) / threads * chunk_);
+    shares_[t].bounds.store(pack_share(front, back), std::memory_order_relaxed);
+  }
   pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   {
     std::lock_guard lock(sleep_mutex_);
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
   wake_.notify_all();
-  run_chunks();
+  run_chunks(0);
   wait_until_zero(pending_);
   fn_ = nullptr;
 }

@@ -4,6 +4,13 @@
 // token, so waking workers must be cheap: after a loop, workers spin on an atomic for a short
 // while before sleeping on a condition variable. The calling thread takes part in every loop.
 //
+// A loop's range is split into one contiguous share per thread; each thread takes chunks from
+// the front of its own share, in order, and when that is done takes chunks from the back of the
+// others' (so a thread slowed down by the machine is helped without being overtaken). A thread
+// thus reads one region of memory front to back, which is what the memory-bound products want:
+// their prefetching runs on from one chunk into the next, where chunks handed out in turn would
+// start each thread cold every chunk.
+//
 // Thread-safety: one loop at a time. parallel_for may be called from one thread only (the engine
 // thread); concurrent callers serialize on an internal mutex.
 #pragma once
@@ -12,6 +19,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -39,7 +47,11 @@ class ThreadPool {
 
  private:
   void worker_main(int index);
-  void run_chunks();
+  void run_chunks(int index);
+  // Takes a chunk from the front of thread `index`'s share (own) or its back (stolen); false
+  // when the share is empty.
+  bool take_front(int index, size_t& begin, size_t& end);
+  bool take_back(int index, size_t& begin, size_t& end);
 
   std::vector<std::thread> workers_;
   std::mutex loop_mutex_;  // one loop at a time
@@ -47,9 +59,12 @@ class ThreadPool {
   // The current loop, published by bumping generation_.
   const std::function<void(size_t, size_t)>* fn_ = nullptr;
   const std::function<void(int, int)>* all_fn_ = nullptr;
-  size_t n_ = 0;
   size_t chunk_ = 1;
-  std::atomic<size_t> next_{0};
+  // Thread t's share [front, back) of the current loop, packed as back << 32 | front.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> bounds{0};
+  };
+  std::unique_ptr<Share[]> shares_;
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> stop_{false};
