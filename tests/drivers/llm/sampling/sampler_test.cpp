@@ -507,6 +507,21 @@ TEST(SamplerTest, TopLogprobsListsTheBestFirstAndSkipsImpossibleTokens) {
 
 // ---- bad logits and history ----
 
+// Greedy choice goes through vector loops (blocks of 4 and 16, then a tail): the first maximum
+// wins wherever it falls relative to the blocks, and NaN in any lane is never taken for it.
+TEST(SamplerTest, GreedyFindsTheFirstMaximumAcrossVectorBlocks) {
+  for (const std::size_t n : {1ul, 3ul, 4ul, 15ul, 16ul, 17ul, 33ul, 100ul, 1001ul}) {
+    for (std::size_t at = 0; at < n; at += (n > 40 ? 7 : 1)) {
+      std::vector<float> logits = random_logits(n, static_cast<uint32_t>(n * 1000 + at));
+      for (std::size_t i = 0; i < n; i += 5) logits[i] = kNaN;
+      logits[at] = 10.0f;
+      if (at + 3 < n) logits[at + 3] = 10.0f;  // a later tie
+      Sampler greedy = make_sampler({});
+      EXPECT_EQ(sample_token(greedy, logits), static_cast<int32_t>(at)) << n << " " << at;
+    }
+  }
+}
+
 TEST(SamplerTest, NaNIsNeverChosen) {
   std::vector<float> logits = {kNaN, 1.0f, kNaN, 0.5f, -kInf};
   Sampler greedy = make_sampler({});
