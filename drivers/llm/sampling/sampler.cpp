@@ -93,16 +93,20 @@ double exp_sum(const std::vector<float>& logits, float max_logit, float inv_temp
   return total;
 }
 
-ICAM_VOCAB_LOOP
+// The largest of `values`, none of them NaN.
 float max_value(const std::vector<float>& values) {
-  float lane[kLanes];
-  std::fill(std::begin(lane), std::end(lane), -kInf);
+  const std::size_t n = values.size();
   std::size_t i = 0;
-  for (; i + kLanes <= values.size(); i += kLanes) {
-    for (std::size_t j = 0; j < kLanes; ++j) lane[j] = std::max(lane[j], values[i + j]);
-  }
-  for (; i < values.size(); ++i) lane[0] = std::max(lane[0], values[i]);
-  return *std::max_element(std::begin(lane), std::end(lane));
+  float best = -kInf;
+#if defined(__SSE2__)
+  __m128 best4 = _mm_set1_ps(-kInf);
+  for (; i + 4 <= n; i += 4) best4 = _mm_max_ps(best4, _mm_loadu_ps(values.data() + i));
+  float lanes[4];
+  _mm_storeu_ps(lanes, best4);
+  for (float v : lanes) best = std::max(best, v);
+#endif
+  for (; i < n; ++i) best = std::max(best, values[i]);
+  return best;
 }
 
 // work[i] = logits[i], NaN as -inf; returns the largest.
