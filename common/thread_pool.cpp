@@ -60,51 +60,33 @@ uint64_t pack_share(size_t front, size_t back) {
 }
 }  // namespace
 
-bool ThreadPool::take_front(int index, size_t& begin, size_t& end) {
+bool ThreadPool::take(int index, bool from_back, size_t& begin, size_t& end) {
   std::atomic<uint64_t>& bounds = shares_[index].bounds;
   uint64_t seen = bounds.load(std::memory_order_relaxed);
   for (;;) {
-    const size_t front = seen & 0xffffffffu;
-    const size_t back = seen >> 32;
+    size_t front = seen & 0xffffffffu;
+    size_t back = seen >> 32;
     if (front >= back) return false;
-    const size_t take = std::min(chunk_, back - front);
-    if (bounds.compare_exchange_weak(seen, pack_share(front + take, back),
-                                     std::memory_order_relaxed)) {
-      begin = front;
-      end = front + take;
-      return true;
-    }
-  }
-}
-
-bool ThreadPool::take_back(int index, size_t& begin, size_t& end) {
-  std::atomic<uint64_t>& bounds = shares_[index].bounds;
-  uint64_t seen = bounds.load(std::memory_order_relaxed);
-  for (;;) {
-    const size_t front = seen & 0xffffffffu;
-    const size_t back = seen >> 32;
-    if (front >= back) return false;
-    // Down to a multiple of the chunk where it can, so that chunks start where the owner's
-    // would have (the products want even starts).
-    size_t take = back % chunk_ == 0 ? chunk_ : back % chunk_;
+    // From the back: down to a multiple of the chunk where it can, so that stolen chunks start
+    // where the owner's would have (the products want even starts).
+    size_t take = from_back && back % chunk_ != 0 ? back % chunk_ : chunk_;
     take = std::min(take, back - front);
-    if (bounds.compare_exchange_weak(seen, pack_share(front, back - take),
-                                     std::memory_order_relaxed)) {
-      begin = back - take;
-      end = back;
+    begin = from_back ? back - take : front;
+    end = begin + take;
+    (from_back ? back : front) = from_back ? begin : end;
+    if (bounds.compare_exchange_weak(seen, pack_share(front, back), std::memory_order_relaxed))
       return true;
-    }
   }
 }
 
 void ThreadPool::run_chunks(int index) {
   if (all_fn_) return;
   size_t begin = 0, end = 0;
-  while (take_front(index, begin, end)) (*fn_)(begin, end);
+  while (take(index, false, begin, end)) (*fn_)(begin, end);
   const int threads = size();
   for (int k = 1; k < threads; ++k) {
     const int victim = (index + k) % threads;
-    while (take_back(victim, begin, end)) (*fn_)(begin, end);
+    while (take(victim, true, begin, end)) (*fn_)(begin, end);
   }
 }
 

@@ -48,10 +48,9 @@ class ThreadPool {
  private:
   void worker_main(int index);
   void run_chunks(int index);
-  // Takes a chunk from the front of thread `index`'s share (own) or its back (stolen); false
-  // when the share is empty.
-  bool take_front(int index, size_t& begin, size_t& end);
-  bool take_back(int index, size_t& begin, size_t& end);
+  // Takes a chunk from the front of thread `index`'s share (its own work) or from its back
+  // (stolen); false when the share is empty.
+  bool take(int index, bool from_back, size_t& begin, size_t& end);
 
   std::vector<std::thread> workers_;
   std::mutex loop_mutex_;  // one loop at a time

@@ -97,51 +97,45 @@ void weighted_sum_heads(const float* w, int64_t w_stride, const uint16_t* const*
   }
 }
 
-}  // namespace
-
-// n % 16 == 0. Heads in fours (up to 16 registers of accumulators).
-void dot_f16_rows_avx512(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
-                         int count, int n, float* out, int64_t out_stride) {
+// f.template operator()<H>(h) for the blocks of up to four heads h .. h + H - 1 (at most 16
+// registers of accumulators per block).
+template <typename F>
+void for_head_blocks(int heads, const F& f) {
   for (int h = 0; h < heads; h += 4) {
-    const float* qh = q + h * q_stride;
-    float* oh = out + h * out_stride;
     switch (heads - h < 4 ? heads - h : 4) {
       case 1:
-        dot_rows_heads<1>(qh, q_stride, rows, count, n, oh, out_stride);
+        f.template operator()<1>(h);
         break;
       case 2:
-        dot_rows_heads<2>(qh, q_stride, rows, count, n, oh, out_stride);
+        f.template operator()<2>(h);
         break;
       case 3:
-        dot_rows_heads<3>(qh, q_stride, rows, count, n, oh, out_stride);
+        f.template operator()<3>(h);
         break;
       default:
-        dot_rows_heads<4>(qh, q_stride, rows, count, n, oh, out_stride);
+        f.template operator()<4>(h);
     }
   }
 }
 
-// n % 16 == 0. Heads in fours.
+}  // namespace
+
+// n % 16 == 0.
+void dot_f16_rows_avx512(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
+                         int count, int n, float* out, int64_t out_stride) {
+  for_head_blocks(heads, [&]<int H>(int h) {
+    dot_rows_heads<H>(q + h * q_stride, q_stride, rows, count, n, out + h * out_stride, out_stride);
+  });
+}
+
+// n % 16 == 0.
 void weighted_sum_f16_avx512(const float* w, int heads, int64_t w_stride,
                              const uint16_t* const* rows, int count, int n, float* out,
                              int64_t out_stride) {
-  for (int h = 0; h < heads; h += 4) {
-    const float* wh = w + h * w_stride;
-    float* oh = out + h * out_stride;
-    switch (heads - h < 4 ? heads - h : 4) {
-      case 1:
-        weighted_sum_heads<1>(wh, w_stride, rows, count, n, oh, out_stride);
-        break;
-      case 2:
-        weighted_sum_heads<2>(wh, w_stride, rows, count, n, oh, out_stride);
-        break;
-      case 3:
-        weighted_sum_heads<3>(wh, w_stride, rows, count, n, oh, out_stride);
-        break;
-      default:
-        weighted_sum_heads<4>(wh, w_stride, rows, count, n, oh, out_stride);
-    }
-  }
+  for_head_blocks(heads, [&]<int H>(int h) {
+    weighted_sum_heads<H>(w + h * w_stride, w_stride, rows, count, n, out + h * out_stride,
+                          out_stride);
+  });
 }
 
 }  // namespace icam::llm::ops
