@@ -133,6 +133,9 @@ int main(int argc, char** argv) {
   shell::Session session(options, &g_interrupted);
   std::cout << "icamsh: talk to the agent, /help for commands, Ctrl-D to leave\n" << std::flush;
   while (true) {
+    // A Ctrl-C that stopped the last command is spent; one pressed from here on (even between
+    // Enter and the start of the turn) stops what the line starts.
+    g_interrupted.store(false);
     auto input = editor.read("icam> ");
     if (input.outcome == shell::LineEditor::Outcome::end_of_input) break;
     editor.add_history(input.text);

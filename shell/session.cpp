@@ -85,7 +85,6 @@ void Session::print_error(const Error& error) {
 bool Session::handle(const std::string& raw) {
   const std::string line = trim(raw);
   if (line.empty()) return true;
-  interrupt_->store(false);
   if (line[0] != '/') {
     turn(line);
     return true;
@@ -111,9 +110,14 @@ void Session::turn(const std::string& text) {
               {"sampling", {{"temperature", options_.temperature},
                             {"max_tokens", options_.max_tokens}}},
               {"budgets", {{"tokens", options_.max_tokens}}}};
+  // The spawn itself is not interrupted: a Ctrl-C during it would lose the new process's pid
+  // and leave the turn running unseen. It takes effect as soon as the pid is known.
+  (*c)->set_interrupt(nullptr);
   auto spawned = (*c)->call("proc.run", {{"job", job}});
+  (*c)->set_interrupt(interrupt_);
   if (!spawned.ok()) return print_error(spawned.error());
   const uint64_t pid = (*spawned)["pid"].get<uint64_t>();
+  if (interrupt_->load()) return stop_turn(pid);
   auto followed = (*c)->call_streaming("proc.logs", {{"pid", pid}, {"follow", true}},
                                        [](const std::string& method, const json& params) {
                                          if (method != "proc.output") return;
@@ -123,12 +127,7 @@ void Session::turn(const std::string& text) {
   if (!followed.ok()) {
     client_.reset();
     if (followed.error().code() != Errc::cancelled) return print_error(followed.error());
-    // Ctrl-C: stop the turn's process; the shell goes on.
-    interrupt_->store(false);
-    auto again = client();
-    if (again.ok()) (void)(*again)->call("proc.kill", {{"pid", pid}});
-    std::cout << "\n[interrupted: process " << pid << " killed]\n" << std::flush;
-    return;
+    return stop_turn(pid);
   }
   const json& record = (*followed)["process"];
   std::cout << "\n";
@@ -139,6 +138,14 @@ void Session::turn(const std::string& text) {
     history_.push_back({"user", text});
     history_.push_back({"assistant", record["exit"].value("answer", "")});
   }
+}
+
+// Ctrl-C during a turn: stop the turn's process; the shell goes on.
+void Session::stop_turn(uint64_t pid) {
+  interrupt_->store(false);
+  auto c = client();
+  if (c.ok()) (void)(*c)->call("proc.kill", {{"pid", pid}});
+  std::cout << "\n[interrupted: process " << pid << " killed]\n" << std::flush;
 }
 
 void Session::command(const std::string& name, const std::string& rest) {

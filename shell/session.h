@@ -39,6 +39,7 @@ class Session {
  private:
   Result<client::DaemonClient*> client();
   void turn(const std::string& text);
+  void stop_turn(uint64_t pid);
   void command(const std::string& name, const std::string& rest);
   void print_error(const Error& error);
 

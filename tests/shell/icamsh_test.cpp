@@ -44,6 +44,8 @@ class Terminal {
     }
     if (fd_ >= 0) ::close(fd_);
   }
+  // SIGINT, as the terminal sends for Ctrl-C while a turn runs (the line editor is not reading).
+  void interrupt() { ::kill(pid_, SIGINT); }
   void type(const std::string& keys) { ASSERT_EQ(::write(fd_, keys.data(), keys.size()), static_cast<ssize_t>(keys.size())); }
   // Reads until `text` appears (consuming up to it); false after `seconds`.
   bool expect(const std::string& text, double seconds = 60) {
@@ -158,6 +160,19 @@ TEST(Icamsh, TalksEditsInterruptsAndManagesProcesses) {
   t.type("/nonsense\r");
   ASSERT_TRUE(t.prompt()) << t.pending();
   EXPECT_NE(t.seen().find("unknown command"), std::string::npos) << t.seen();
+
+  // Ctrl-C right after Enter, before the turn's process has started or while it starts (the
+  // shell waits for the daemon's reply to proc.run): the process is stopped all the same, not
+  // left running unseen. (Before, a Ctrl-C in those windows was dropped or lost the new
+  // process's pid.)
+  t.type("another very long story\r");
+  ASSERT_TRUE(t.expect("another very long story\x1b[K\r\r\n")) << t.pending();
+  t.interrupt();
+  ASSERT_TRUE(t.expect("[interrupted: process 4 killed]", 30)) << t.pending();
+  ASSERT_TRUE(t.prompt()) << t.pending();
+  t.type("/info 4\r");
+  ASSERT_TRUE(t.prompt()) << t.pending();
+  EXPECT_NE(t.seen().find("\"cancelled\""), std::string::npos) << t.seen();
 
   // Ctrl-C at the prompt abandons the line; Ctrl-D leaves.
   t.type("half a line\x03");
