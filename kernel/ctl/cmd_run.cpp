@@ -87,6 +87,14 @@ Result<kernel::JobSpec> job_from_args(const Args& args) {
 // Runs the job on the daemon behind `c`: the same output and exit status as an embedded run.
 int run_on_daemon(client::DaemonClient& c, const Config& config, const std::string& socket,
                   const kernel::JobSpec& job, bool as_json, bool detach) {
+  // Attached, a Ctrl-C from here on stops the process. The spawn itself is not interrupted (the
+  // reply carries the pid to stop); a Ctrl-C during it is noticed once following starts.
+  g_interrupted.store(false);
+  if (!detach) {
+    struct sigaction action {};
+    action.sa_handler = on_sigint;
+    sigaction(SIGINT, &action, nullptr);
+  }
   auto spawned = c.call("proc.run", {{"job", kernel::to_json(job)}});
   if (!spawned.ok()) return fail_with(spawned.error());
   const uint64_t pid = (*spawned)["pid"].get<uint64_t>();
@@ -94,10 +102,6 @@ int run_on_daemon(client::DaemonClient& c, const Config& config, const std::stri
     std::cout << pid << "\n";
     return kExitOk;
   }
-  g_interrupted.store(false);
-  struct sigaction action {};
-  action.sa_handler = on_sigint;
-  sigaction(SIGINT, &action, nullptr);
   c.set_interrupt(&g_interrupted);
   auto followed = c.call_streaming(
       "proc.logs", {{"pid", pid}, {"follow", true}},

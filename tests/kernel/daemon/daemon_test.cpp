@@ -594,6 +594,40 @@ Cmd icamctl(const Daemon& d, const std::string& args) {
   return r;
 }
 
+// A Ctrl-C (SIGINT) at any moment of an attached `icamctl run` never leaves its job running
+// unseen: either icamctl had not yet asked for the job, or it stops the job and exits 130.
+// (Before, a Ctrl-C while the spawn's reply was on its way killed icamctl and left the job
+// running.) The signal goes at several delays after the start, to land in different phases.
+TEST(Icamctl, AnInterruptedRunNeverLeavesItsJobRunning) {
+  Daemon d;
+  for (const int delay_ms : {0, 1, 2, 5, 10, 20, 50, 200}) {
+    SCOPED_TRACE("SIGINT after " + std::to_string(delay_ms) + " ms");
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      ::setenv("ICAM_SOCKET", d.socket().c_str(), 1);
+      const int null = ::open("/dev/null", O_RDWR);
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      ::execl(ICAMCTL_PATH, "icamctl", "run", "--task", "a long one", "--max-tokens", "100000",
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    ::kill(child, SIGINT);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    if (WIFEXITED(status)) {
+      EXPECT_EQ(WEXITSTATUS(status), 130);
+    }
+    Cmd ps = icamctl(d, "ps --json");
+    ASSERT_EQ(ps.status, 0) << ps.err;
+    for (const json& record : json::parse(ps.out))
+      EXPECT_EQ(record.value("state", ""), "exited") << record.dump();
+  }
+}
+
 TEST(Icamctl, CommandsAgainstTheDaemon) {
   Daemon d;
   // run goes to the daemon (the model path given is the daemon's).
