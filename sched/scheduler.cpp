@@ -26,6 +26,14 @@ double seconds_between(std::chrono::steady_clock::time_point a,
   return std::chrono::duration<double>(b - a).count();
 }
 
+// A sequence's sampler (the params checked). The scheduler's events carry logprobs only when the
+// params ask for them, so greedy steps leave out the exponential over the vocabulary.
+Result<llm::Sampler> make_sampler(const llm::SamplingParams& params) {
+  llm::Sampler sampler = ICAM_TRY(llm::Sampler::create(params));
+  sampler.set_greedy_logprob(false);
+  return sampler;
+}
+
 }  // namespace
 
 // The scheduler's record of one sequence. Invariants while it is not finished: `tokens` holds at
@@ -172,13 +180,11 @@ Result<SequenceId> Scheduler::submit(SequenceSpec spec) {
   if (spec.priority < kMinPriority || spec.priority > kMaxPriority)
     return make_error(Errc::invalid_argument, "submit: priority ", spec.priority, " is outside [",
                       kMinPriority, ", ", kMaxPriority, "]");
-  ICAM_TRY_CTX(llm::validate(spec.sampling), "submit");
+  llm::Sampler sampler = ICAM_TRY_CTX(make_sampler(spec.sampling), "submit");
   if (pages_for(n) > pool_.n_pages())
     return make_error(Errc::resource_exhausted, "submit: the prompt's ", n, " tokens need ",
                       pages_for(n), " KV pages but the pool has only ", pool_.n_pages(), " of ",
                       pool_.page_tokens(), " tokens");
-  llm::Sampler sampler = ICAM_TRY_CTX(llm::Sampler::create(spec.sampling), "submit");
-  sampler.set_greedy_logprob(false);  // events carry logprobs only when the params ask
 
   const SequenceId id = next_id_++;
   const int priority = spec.priority;
@@ -215,11 +221,7 @@ Status Scheduler::resume(SequenceId id, Continuation next) {
     return make_error(Errc::resource_exhausted, "resume: sequence ", id, " would need ",
                       pages_for(size), " KV pages but the pool has only ", pool_.n_pages());
   std::optional<llm::Sampler> sampler;
-  if (next.sampling) {
-    ICAM_TRY_CTX(llm::validate(*next.sampling), "resume");
-    sampler.emplace(ICAM_TRY_CTX(llm::Sampler::create(*next.sampling), "resume"));
-    sampler->set_greedy_logprob(false);
-  }
+  if (next.sampling) sampler.emplace(ICAM_TRY_CTX(make_sampler(*next.sampling), "resume"));
 
   // Everything is checked; commit.
   e->tokens.insert(e->tokens.end(), next.appended.begin(), next.appended.end());

@@ -105,14 +105,6 @@ void axpy_f16(float w, const uint16_t* v, float* out, int n) {
   for (int i = 0; i < n; ++i) out[i] += w * fp16_to_f32(v[i]);
 }
 
-void dot_f16_rows(const float* q, const uint16_t* const* rows, int count, int n, float* out) {
-  dot_f16_rows(q, 1, 0, rows, count, n, out, 0);
-}
-
-void weighted_sum_f16(const float* w, const uint16_t* const* rows, int count, int n, float* out) {
-  weighted_sum_f16(w, 1, 0, rows, count, n, out, 0);
-}
-
 void dot_f16_rows(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
                   int count, int n, float* out, int64_t out_stride) {
   if (use_avx512() && n % 16 == 0)

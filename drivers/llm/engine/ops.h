@@ -42,17 +42,13 @@ float dot_f16(const float* q, const uint16_t* k, int n);
 // out[i] += w * half_to_float(v[i])
 void axpy_f16(float w, const uint16_t* v, float* out, int n);
 
-// Attention over a sequence's keys and values, rows of n halves wherever their pages put them:
-// out[j] = dot_f16(q, rows[j], n) for j < count, and out = sum_j w[j] * rows[j] (out zeroed,
-// then axpy_f16 row after row). Bit-identical to those loops; with AVX-512 (n a multiple of 16)
-// in half the instructions, the weighted sum's outputs held in registers.
-void dot_f16_rows(const float* q, const uint16_t* const* rows, int count, int n, float* out);
-void weighted_sum_f16(const float* w, const uint16_t* const* rows, int count, int n, float* out);
-
-// The same for `heads` query heads that share the rows (grouped-query attention): head h's query
-// at q + h * q_stride, its scores at out + h * out_stride (dot_f16_rows), its weights at
-// w + h * w_stride and its output at out + h * out_stride (weighted_sum_f16). Each head's results
-// are bit-identical to the single-head calls; with AVX-512 a row is converted once for all heads.
+// Attention over a sequence's keys and values, rows of n halves wherever their pages put them,
+// for `heads` query heads that share those rows (grouped-query attention; 1 for one head):
+// dot_f16_rows: out[h * out_stride + j] = dot_f16(q + h * q_stride, rows[j], n) for j < count;
+// weighted_sum_f16: out + h * out_stride = sum_j w[h * w_stride + j] * rows[j] (zeroed, then
+// axpy_f16 row after row). Bit-identical to those loops, head by head; with AVX-512 (n a
+// multiple of 16) in fewer instructions: the weighted sum's outputs held in registers, each row
+// converted once for up to four heads.
 void dot_f16_rows(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
                   int count, int n, float* out, int64_t out_stride);
 void weighted_sum_f16(const float* w, int heads, int64_t w_stride, const uint16_t* const* rows,

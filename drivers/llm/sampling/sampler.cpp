@@ -93,6 +93,15 @@ double exp_sum(const std::vector<float>& logits, float max_logit, float inv_temp
   return total;
 }
 
+#if defined(__SSE2__)
+// The largest of four lanes.
+float lanes_max(__m128 v) {
+  float lanes[4];
+  _mm_storeu_ps(lanes, v);
+  return std::max(std::max(lanes[0], lanes[1]), std::max(lanes[2], lanes[3]));
+}
+#endif
+
 // The largest of `values`, none of them NaN.
 float max_value(const std::vector<float>& values) {
   const std::size_t n = values.size();
@@ -101,9 +110,7 @@ float max_value(const std::vector<float>& values) {
 #if defined(__SSE2__)
   __m128 best4 = _mm_set1_ps(-kInf);
   for (; i + 4 <= n; i += 4) best4 = _mm_max_ps(best4, _mm_loadu_ps(values.data() + i));
-  float lanes[4];
-  _mm_storeu_ps(lanes, best4);
-  for (float v : lanes) best = std::max(best, v);
+  best = lanes_max(best4);
 #endif
   for (; i < n; ++i) best = std::max(best, values[i]);
   return best;
@@ -124,9 +131,7 @@ float copy_not_nan_max(const float* logits, float* work, std::size_t n) {
     _mm_storeu_ps(work + i, w);
     best4 = _mm_max_ps(best4, w);
   }
-  float lanes[4];
-  _mm_storeu_ps(lanes, best4);
-  for (float v : lanes) best = std::max(best, v);
+  best = lanes_max(best4);
 #endif
   for (; i < n; ++i) {
     work[i] = std::isnan(logits[i]) ? -kInf : logits[i];

@@ -100,6 +100,23 @@ TEST(Ops, ResultDoesNotDependOnTheRange) {
   }
 }
 
+// `count` rows of halves, `spacing` halves apart from `first` on (as in a page of keys of several
+// heads), and the storage they point into.
+struct HalfRows {
+  std::vector<uint16_t> halves;
+  std::vector<const uint16_t*> rows;
+};
+
+HalfRows half_rows(int count, int spacing, int first) {
+  std::vector<float> source(static_cast<size_t>(spacing) * count);
+  for (size_t i = 0; i < source.size(); ++i) source[i] = std::cos(static_cast<float>(i) * 0.37f);
+  HalfRows r;
+  r.halves.resize(source.size());
+  ops::f32_to_f16(source.data(), r.halves.data(), static_cast<int>(source.size()));
+  for (int j = 0; j < count; ++j) r.rows.push_back(r.halves.data() + spacing * j + first);
+  return r;
+}
+
 // The attention helpers over many rows equal the row-at-a-time loops bit for bit (with AVX-512
 // they are separate kernels), for head sizes in and out of the 512-bit path (multiples of 16 up
 // to and past the 256 outputs held in registers, and not), with rows scattered in memory.
@@ -110,24 +127,17 @@ TEST(Ops, AttentionRowHelpersEqualTheRowAtATimeLoops) {
       std::vector<float> q(n), w(count);
       for (int i = 0; i < n; ++i) q[i] = std::sin(static_cast<float>(i)) * 2.0f;
       for (int j = 0; j < count; ++j) w[j] = 1.0f / static_cast<float>(j + 2);
-      // Rows 3n apart, as in a page of keys of several heads.
-      std::vector<float> source(static_cast<size_t>(3 * n * count));
-      for (size_t i = 0; i < source.size(); ++i)
-        source[i] = std::cos(static_cast<float>(i) * 0.37f);
-      std::vector<uint16_t> halves(source.size());
-      ops::f32_to_f16(source.data(), halves.data(), static_cast<int>(source.size()));
-      std::vector<const uint16_t*> rows(count);
-      for (int j = 0; j < count; ++j) rows[j] = halves.data() + 3 * n * j + n;
+      const HalfRows r = half_rows(count, 3 * n, n);
 
       std::vector<float> scores(count);
-      ops::dot_f16_rows(q.data(), rows.data(), count, n, scores.data());
+      ops::dot_f16_rows(q.data(), 1, 0, r.rows.data(), count, n, scores.data(), 0);
       for (int j = 0; j < count; ++j) {
-        const float want = ops::dot_f16(q.data(), rows[j], n);
+        const float want = ops::dot_f16(q.data(), r.rows[j], n);
         ASSERT_EQ(std::memcmp(&scores[j], &want, sizeof want), 0) << "row " << j;
       }
       std::vector<float> sum(n, 123.0f), want(n, 0.0f);
-      ops::weighted_sum_f16(w.data(), rows.data(), count, n, sum.data());
-      for (int j = 0; j < count; ++j) ops::axpy_f16(w[j], rows[j], want.data(), n);
+      ops::weighted_sum_f16(w.data(), 1, 0, r.rows.data(), count, n, sum.data(), 0);
+      for (int j = 0; j < count; ++j) ops::axpy_f16(w[j], r.rows[j], want.data(), n);
       ASSERT_EQ(std::memcmp(sum.data(), want.data(), want.size() * sizeof(float)), 0);
     }
   }
@@ -147,28 +157,22 @@ TEST(Ops, AttentionHelpersForSeveralHeadsEqualTheSingleHeadCalls) {
         const int64_t score_stride = count + 3;
         std::vector<float> q(static_cast<size_t>(heads * q_stride));
         for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(static_cast<float>(i) * 0.7f) * 2.0f;
-        std::vector<float> source(static_cast<size_t>(2 * n * count));
-        for (size_t i = 0; i < source.size(); ++i)
-          source[i] = std::cos(static_cast<float>(i) * 0.37f);
-        std::vector<uint16_t> halves(source.size());
-        ops::f32_to_f16(source.data(), halves.data(), static_cast<int>(source.size()));
-        std::vector<const uint16_t*> rows(count);
-        for (int j = 0; j < count; ++j) rows[j] = halves.data() + 2 * n * j + n / 2;
+        const HalfRows r = half_rows(count, 2 * n, n / 2);
+        const uint16_t* const* rows = r.rows.data();
 
         std::vector<float> scores(static_cast<size_t>(heads * score_stride), -1.0f);
-        ops::dot_f16_rows(q.data(), heads, q_stride, rows.data(), count, n, scores.data(),
-                          score_stride);
+        ops::dot_f16_rows(q.data(), heads, q_stride, rows, count, n, scores.data(), score_stride);
         std::vector<float> sums(static_cast<size_t>(heads * q_stride), 123.0f);
-        ops::weighted_sum_f16(scores.data(), heads, score_stride, rows.data(), count, n,
-                              sums.data(), q_stride);
+        ops::weighted_sum_f16(scores.data(), heads, score_stride, rows, count, n, sums.data(),
+                              q_stride);
         for (int h = 0; h < heads; ++h) {
           std::vector<float> want_scores(count), want_sum(n);
-          ops::dot_f16_rows(q.data() + h * q_stride, rows.data(), count, n, want_scores.data());
+          ops::dot_f16_rows(q.data() + h * q_stride, 1, 0, rows, count, n, want_scores.data(), 0);
           ASSERT_EQ(std::memcmp(scores.data() + h * score_stride, want_scores.data(),
                                 sizeof(float) * count),
                     0)
               << "head " << h;
-          ops::weighted_sum_f16(want_scores.data(), rows.data(), count, n, want_sum.data());
+          ops::weighted_sum_f16(want_scores.data(), 1, 0, rows, count, n, want_sum.data(), 0);
           ASSERT_EQ(std::memcmp(sums.data() + h * q_stride, want_sum.data(), sizeof(float) * n), 0)
               << "head " << h;
           // The padding between heads is left alone.
