@@ -79,22 +79,22 @@ void for_rows(ThreadPool& pool, int64_t n, Fn&& fn) {
 }  // namespace
 
 void CpuBackend::pack_weights() {
-  const auto pack = [](const Weight& w) {
-    PackedWeight p = PackedWeight::pack(w.type, w.data, w.rows, w.cols);
-    release_original(p);
-    return p;
-  };
+  // All matrices in one allocation (huge pages; see PackedWeight::pack_together), in the order
+  // a forward pass reads them.
+  std::vector<PackedWeight::Source> sources;
+  const auto add = [&](const Weight& w) { sources.push_back({w.type, w.data, w.rows, w.cols}); };
   for (const LayerWeights& w : weights_.layers) {
-    PackedLayer& p = packed_.emplace_back();
-    p.wq = pack(w.wq);
-    p.wk = pack(w.wk);
-    p.wv = pack(w.wv);
-    p.wo = pack(w.wo);
-    p.w_gate = pack(w.w_gate);
-    p.w_up = pack(w.w_up);
-    p.w_down = pack(w.w_down);
+    for (const Weight* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) add(*m);
   }
-  output_ = pack(weights_.output);
+  add(weights_.output);
+  std::vector<PackedWeight> packed = PackedWeight::pack_together(sources, release_original);
+  auto next = packed.begin();
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    PackedLayer& p = packed_.emplace_back();
+    for (PackedWeight* m : {&p.wq, &p.wk, &p.wv, &p.wo, &p.w_gate, &p.w_up, &p.w_down})
+      *m = std::move(*next++);
+  }
+  output_ = std::move(*next);
 }
 
 void CpuBackend::attention(int layer, std::span<const SequenceStep> batch, int64_t n_rows) {

@@ -20,7 +20,8 @@ namespace icam::llm {
 namespace {
 
 // Packed weights start on a 2 MiB boundary so that the kernel can back them with huge pages
-// (see pack): streaming hundreds of MiB through 4 KiB pages costs a TLB miss per page.
+// (see pack_together): streaming through 4 KiB pages costs a TLB miss per page, and the hardware
+// prefetchers stop at each page's end.
 constexpr size_t kHugePage = 2u << 20;
 constexpr std::align_val_t kPackAlign{kHugePage};
 
@@ -223,47 +224,73 @@ size_t unit_grain(size_t unit_bytes, int64_t units, int threads) {
 
 }  // namespace
 
-void PackedWeight::Free::operator()(uint8_t* p) const {
-  ::operator delete[](p, kPackAlign);
+PackedWeight PackedWeight::pack(GgmlType type, const void* data, int64_t rows, int64_t cols) {
+  const Source source{type, data, rows, cols};
+  return std::move(pack_together(std::span(&source, 1)).front());
 }
 
-PackedWeight PackedWeight::pack(GgmlType type, const void* data, int64_t rows, int64_t cols) {
-  const FormatKernels& k =
-      checked_kernels(active_kernels(), "PackedWeight::pack", type, cols, KernelUse::dot);
-  if (rows < 0) {
-    std::fprintf(stderr, "icam: PackedWeight::pack: bad shape rows=%lld\n",
-                 static_cast<long long>(rows));
-    std::abort();
+std::vector<PackedWeight> PackedWeight::pack_together(
+    std::span<const Source> sources, const std::function<void(const PackedWeight&)>& packed) {
+  // First the shapes and each packed copy's place in the allocation, then one allocation, then
+  // the packing.
+  std::vector<PackedWeight> out(sources.size());
+  std::vector<size_t> offsets(sources.size(), 0);
+  size_t total = 0;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const Source& s = sources[i];
+    const FormatKernels& k =
+        checked_kernels(active_kernels(), "PackedWeight::pack", s.type, s.cols, KernelUse::dot);
+    if (s.rows < 0) {
+      std::fprintf(stderr, "icam: PackedWeight::pack: bad shape rows=%lld\n",
+                   static_cast<long long>(s.rows));
+      std::abort();
+    }
+    PackedWeight& p = out[i];
+    p.type_ = s.type;
+    p.rows_ = s.rows;
+    p.cols_ = s.cols;
+    p.original_ = s.data;
+    if (k.packed_dot == nullptr || s.rows < kPackRows) continue;
+    const bool k_quant = s.type == GgmlType::Q4_K || s.type == GgmlType::Q6_K;
+    const int64_t blocks = s.cols / (k_quant ? kBlock256 : kBlock32);
+    const size_t block_bytes = s.type == GgmlType::Q8_0   ? packed_q8_0_block_bytes()
+                               : s.type == GgmlType::Q5_0 ? packed_q5_0_block_bytes()
+                               : s.type == GgmlType::Q4_K ? packed_q4_k_block_bytes()
+                                                          : packed_q6_k_block_bytes();
+    // Whole 64-byte lines per group, so every group (and every matrix) starts on a line.
+    p.group_bytes_ =
+        round_up((k_quant ? 0 : packed_scale_bytes(blocks)) + blocks * block_bytes, 64);
+    p.packed_rows_ = s.rows / kPackRows * kPackRows;
+    offsets[i] = total;
+    total += p.packed_bytes();
   }
-  PackedWeight p;
-  p.type_ = type;
-  p.rows_ = rows;
-  p.cols_ = cols;
-  p.original_ = data;
-  if (k.packed_dot == nullptr || rows < kPackRows) return p;
+  if (total == 0) return out;
 
-  const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
-  const int64_t blocks = cols / (k_quant ? kBlock256 : kBlock32);
-  const size_t block_bytes = type == GgmlType::Q8_0   ? packed_q8_0_block_bytes()
-                             : type == GgmlType::Q5_0 ? packed_q5_0_block_bytes()
-                             : type == GgmlType::Q4_K ? packed_q4_k_block_bytes()
-                                                      : packed_q6_k_block_bytes();
-  const int64_t groups = rows / kPackRows;
-  p.group_bytes_ =
-      round_up((k_quant ? 0 : packed_scale_bytes(blocks)) + blocks * block_bytes, 64);
-  p.packed_rows_ = groups * kPackRows;
-  const size_t total = static_cast<size_t>(groups) * p.group_bytes_;
-  p.packed_.reset(static_cast<uint8_t*>(::operator new[](total, kPackAlign)));
-  // Ask for huge pages before the first touch; only a hint (transparent huge pages may be off).
-  if (total >= kHugePage) madvise(p.packed_.get(), total / kHugePage * kHugePage, MADV_HUGEPAGE);
-  std::memset(p.packed_.get(), 0, total);  // padding
-  const size_t row_bytes = ggml_row_bytes(type, static_cast<uint64_t>(cols));
-  const auto* src = static_cast<const uint8_t*>(data);
-  for (int64_t g = 0; g < groups; ++g)
-    (k_quant ? pack_group_k : pack_group)(type,
-                                          src + static_cast<size_t>(g) * kPackRows * row_bytes,
-                                          row_bytes, blocks, p.packed_.get() + g * p.group_bytes_);
-  return p;
+  // Past one huge page, the allocation is whole huge pages, all of them asked for before the
+  // first touch (only a hint: transparent huge pages may be off).
+  const size_t allocated = total >= kHugePage ? round_up(total, kHugePage) : total;
+  std::shared_ptr<uint8_t> storage(static_cast<uint8_t*>(::operator new[](allocated, kPackAlign)),
+                                   [](uint8_t* p) { ::operator delete[](p, kPackAlign); });
+  if (allocated >= kHugePage) madvise(storage.get(), allocated, MADV_HUGEPAGE);
+  std::memset(storage.get(), 0, total);  // padding
+  for (size_t i = 0; i < sources.size(); ++i) {
+    PackedWeight& p = out[i];
+    if (p.packed_rows_ == 0) continue;
+    p.storage_ = storage;
+    p.packed_ = storage.get() + offsets[i];
+    const Source& s = sources[i];
+    const bool k_quant = s.type == GgmlType::Q4_K || s.type == GgmlType::Q6_K;
+    const int64_t blocks = s.cols / (k_quant ? kBlock256 : kBlock32);
+    const size_t row_bytes = ggml_row_bytes(s.type, static_cast<uint64_t>(s.cols));
+    const auto* src = static_cast<const uint8_t*>(s.data);
+    uint8_t* dst = storage.get() + offsets[i];
+    for (int64_t g = 0; g < p.packed_rows_ / kPackRows; ++g)
+      (k_quant ? pack_group_k : pack_group)(s.type,
+                                            src + static_cast<size_t>(g) * kPackRows * row_bytes,
+                                            row_bytes, blocks, dst + g * p.group_bytes_);
+    if (packed) packed(p);
+  }
+  return out;
 }
 
 void matmul_group(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t batch,

@@ -286,6 +286,57 @@ TEST(PackedGroup, EqualsSeparateProducts) {
   }
 }
 
+// Matrices packed together (one allocation, as the engine packs a model) multiply exactly as
+// each packed alone, lie one after the other in the order given, and outlive the others: the
+// allocation is shared, so the last matrix dropped frees it. Mixed types, a matrix too short to
+// pack, one with rows past its last group, and one of a type without a packed layout.
+TEST(PackedTogether, EqualsPackedAloneAndSharesOneAllocation) {
+  ThreadPool pool(2);
+  const int64_t cols = 256, batch = 3;
+  const std::vector<PackedWeight::Source> shapes = {{GgmlType::Q5_0, nullptr, 40, cols},
+                                                    {GgmlType::Q4_K, nullptr, 5, cols},
+                                                    {GgmlType::Q8_0, nullptr, 27, cols},
+                                                    {GgmlType::F16, nullptr, 16, cols},
+                                                    {GgmlType::Q6_K, nullptr, 24, cols}};
+  std::vector<std::vector<uint8_t>> raw;
+  std::vector<PackedWeight::Source> sources = shapes;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    raw.push_back(weights(sources[i].type, sources[i].rows, cols, true, 70 + i));
+    sources[i].data = raw.back().data();
+  }
+  const std::vector<float> x = test::random_floats(static_cast<size_t>(batch * cols), 80);
+  std::vector<PackedWeight> together = PackedWeight::pack_together(sources);
+  ASSERT_EQ(together.size(), sources.size());
+
+  const uint8_t* next = nullptr;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const PackedWeight alone =
+        PackedWeight::pack(sources[i].type, sources[i].data, sources[i].rows, cols);
+    EXPECT_EQ(together[i].packed_rows(), alone.packed_rows()) << "matrix " << i;
+    EXPECT_EQ(together[i].group_bytes(), alone.group_bytes()) << "matrix " << i;
+    if (together[i].packed_rows() > 0) {
+      if (next != nullptr) {
+        EXPECT_EQ(together[i].group(0), next) << "matrix " << i;
+      }
+      next = together[i].group(0) + together[i].packed_bytes();
+    }
+    std::vector<float> a(static_cast<size_t>(batch * sources[i].rows), 0.0f), b(a.size(), 1.0f);
+    matmul(pool, together[i], x.data(), batch, a.data(), sources[i].rows);
+    matmul(pool, alone, x.data(), batch, b.data(), sources[i].rows);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << "matrix " << i;
+  }
+
+  // The last matrix, kept alone, still reads its packed copy (ASan would see a freed one).
+  const size_t last = sources.size() - 1;
+  std::vector<float> before(static_cast<size_t>(batch * sources[last].rows));
+  matmul(pool, together[last], x.data(), batch, before.data(), sources[last].rows);
+  PackedWeight kept = std::move(together[last]);
+  together.clear();
+  std::vector<float> after(before.size());
+  matmul(pool, kept, x.data(), batch, after.data(), sources[last].rows);
+  EXPECT_EQ(0, std::memcmp(before.data(), after.data(), before.size() * sizeof(float)));
+}
+
 // With the rows-done hook (gate and up with the activation function): each row range is
 // reported once, after both products hold their final values for it.
 TEST(PackedGroup, RowsDoneSeesFinishedRowsOnce) {
