@@ -2,7 +2,8 @@
 // bandwidth (a STREAM-like copy), prompt processing, decode at batch 1 and aggregate decode at
 // larger batches, and prints each with its ratio to the in-run baseline:
 //   - batch-1 decode streams (weight bytes per token × tokens/s); its ratio to the measured copy
-//     bandwidth says how close decode is to the memory-bandwidth limit;
+//     bandwidth says how close decode is to the memory-bandwidth limit (also printed: its ratio
+//     to the same copy on huge pages and to a plain read, see Bandwidth);
 //   - aggregate decode at batch B is reported as a multiple of batch 1.
 // Optionally (--long-context N) prefills an N-token context and reports peak resident memory;
 // with --memory-only it does just that (no copy buffers, no throughput runs), so the peak is the
@@ -14,6 +15,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -47,22 +49,43 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// The STREAM-like copy: bytes read + bytes written per second, all threads. The buffers (`bytes`
-// each, far past the caches) are touched once when made, so that a pass measures copying, not
-// page faults, and they ask for huge pages as the engine's weights do (PackedWeight): copying
-// through 4 KiB pages measures the TLB as much as the memory (on the Xeon of 2026-12-06, 37 GB/s
-// against 45 with huge pages), and the ratio would credit the engine with the difference.
-class CopyBench {
+// Memory bandwidth, all threads, on buffers far past the caches (`bytes` each), touched once when
+// made so that a pass measures memory, not page faults:
+//   - copy: the STREAM-like copy, bytes read + bytes written per second, on memory as a program
+//     gets it by default (as STREAM's arrays do): the baseline of the batch-1 ratio;
+//   - huge_copy: the same copy on buffers that ask for huge pages, as the engine's packed weights
+//     do (PackedWeight). Where transparent huge pages are on only when asked for (`madvise`
+//     mode, as on the Xeon of 2026-12-06), plain memory streams through 4 KiB pages and this copy
+//     is faster (37-39 against 45-50 GB/s there); elsewhere the two agree;
+//   - huge_read: a plain read of a huge-page buffer, bytes per second: what a workload that only
+//     reads, as decoding does, can stream. Where each core's misses in flight bound its
+//     bandwidth it is below the copy's count, whose stores wait for no reply (30-32 GB/s on
+//     that Xeon).
+class Bandwidth {
  public:
-  explicit CopyBench(size_t bytes) : bytes_(bytes), a_(make(bytes, 1)), b_(make(bytes, 0)) {}
+  explicit Bandwidth(size_t bytes)
+      : bytes_(bytes),
+        a_(make(bytes, false)),
+        b_(make(bytes, false)),
+        huge_a_(make(bytes, true)),
+        huge_b_(make(bytes, true)) {}
 
-  double pass(icam::ThreadPool& pool) {
-    const size_t n = bytes_;
+  double copy(icam::ThreadPool& pool) { return copy(pool, a_.get(), b_.get()); }
+  double huge_copy(icam::ThreadPool& pool) { return copy(pool, huge_a_.get(), huge_b_.get()); }
+
+  double huge_read(icam::ThreadPool& pool) {
+    const auto* words = reinterpret_cast<const uint64_t*>(huge_a_.get());
+    const size_t n = bytes_ / sizeof(uint64_t);
     auto t = Clock::now();
-    pool.parallel_for(n, n / pool.size() + 1, [&](size_t begin, size_t end) {
-      std::memcpy(b_.get() + begin, a_.get() + begin, end - begin);
+    pool.parallel_for(n / 8, n / 8 / pool.size() + 1, [&](size_t begin, size_t end) {
+      uint64_t acc[8] = {};
+      for (size_t i = begin * 8; i < end * 8; i += 8)
+        for (int k = 0; k < 8; ++k) acc[k] ^= words[i + k];
+      uint64_t all = 0;
+      for (uint64_t v : acc) all ^= v;
+      sink_.fetch_xor(all, std::memory_order_relaxed);  // keeps the loads
     });
-    return 2.0 * static_cast<double>(n) / seconds_since(t);
+    return static_cast<double>(bytes_) / seconds_since(t);
   }
 
  private:
@@ -70,14 +93,27 @@ class CopyBench {
   struct Free {
     void operator()(uint8_t* p) const { ::operator delete[](p, kAlign); }
   };
-  static std::unique_ptr<uint8_t[], Free> make(size_t bytes, int fill) {
-    std::unique_ptr<uint8_t[], Free> p(static_cast<uint8_t*>(::operator new[](bytes, kAlign)));
-    madvise(p.get(), bytes, MADV_HUGEPAGE);  // a hint, as for the weights
-    std::memset(p.get(), fill, bytes);
+  using Buffer = std::unique_ptr<uint8_t[], Free>;
+
+  static Buffer make(size_t bytes, bool huge) {
+    Buffer p(static_cast<uint8_t*>(::operator new[](bytes, kAlign)));
+    if (huge) madvise(p.get(), bytes, MADV_HUGEPAGE);  // a hint, as for the weights
+    std::memset(p.get(), huge ? 3 : 1, bytes);
     return p;
   }
+
+  double copy(icam::ThreadPool& pool, const uint8_t* from, uint8_t* to) {
+    const size_t n = bytes_;
+    auto t = Clock::now();
+    pool.parallel_for(n, n / pool.size() + 1, [&](size_t begin, size_t end) {
+      std::memcpy(to + begin, from + begin, end - begin);
+    });
+    return 2.0 * static_cast<double>(n) / seconds_since(t);
+  }
+
   size_t bytes_;
-  std::unique_ptr<uint8_t[], Free> a_, b_;
+  Buffer a_, b_, huge_a_, huge_b_;
+  std::atomic<uint64_t> sink_{0};
 };
 
 struct Options {
@@ -170,6 +206,7 @@ int main(int argc, char** argv) {
   out["weight_bytes_per_token"] = m.weight_bytes_per_token();
 
   double bandwidth = 0, decode1 = 0, streamed = 0, ratio1 = 0, ratio1_min = 0, ratio1_max = 0;
+  double huge_bandwidth = 0, read_bandwidth = 0, huge_ratio1 = 0, read_ratio1 = 0;
   if (!o.memory_only) {
     // Prompt processing: one 512-token prefill, median of repeats.
     {
@@ -206,17 +243,21 @@ int main(int argc, char** argv) {
       }
       return median(rates);
     };
-    // Batch 1 against the copy bandwidth in rounds of (copy, decode), so that each ratio compares
-    // two measurements taken moments apart: on a shared machine the bandwidth left to this
+    // Batch 1 against the copy bandwidth in rounds of (bandwidths, decode), so that each ratio
+    // compares measurements taken moments apart: on a shared machine the bandwidth left to this
     // process moves from minute to minute. Reported: the medians over the rounds, and the
     // ratios' range.
     {
-      CopyBench copy(512ull << 20);
-      copy.pass(copy_pool);  // warm-up
-      std::vector<double> copies, decodes, ratios;
+      Bandwidth memory(512ull << 20);
+      memory.copy(copy_pool);  // warm-up
+      memory.huge_copy(copy_pool);
+      std::vector<double> copies, huge_copies, huge_reads, decodes, ratios, huge_ratios,
+          read_ratios;
       const double bytes = static_cast<double>(m.weight_bytes_per_token());
       for (int r = 0; r < o.repeat; ++r) {
-        copies.push_back(copy.pass(copy_pool));
+        copies.push_back(memory.copy(copy_pool));
+        huge_copies.push_back(memory.huge_copy(copy_pool));
+        huge_reads.push_back(memory.huge_read(copy_pool));
         auto rate = decode_rate(be, 1, 16, o.decode_tokens);
         if (!rate.ok()) {
           std::fprintf(stderr, "engine_bench: batch 1: %s\n", rate.error().message().c_str());
@@ -224,20 +265,30 @@ int main(int argc, char** argv) {
         }
         decodes.push_back(*rate);
         ratios.push_back(*rate * bytes / copies.back());
+        huge_ratios.push_back(*rate * bytes / huge_copies.back());
+        read_ratios.push_back(*rate * bytes / huge_reads.back());
       }
       bandwidth = median(copies);
+      huge_bandwidth = median(huge_copies);
+      read_bandwidth = median(huge_reads);
       decode1 = median(decodes);
       streamed = decode1 * bytes;
       ratio1 = median(ratios);
       ratio1_min = *std::min_element(ratios.begin(), ratios.end());
       ratio1_max = *std::max_element(ratios.begin(), ratios.end());
+      huge_ratio1 = median(huge_ratios);
+      read_ratio1 = median(read_ratios);
     }
     out["copy_bandwidth_gbs"] = bandwidth / 1e9;
+    out["huge_page_copy_bandwidth_gbs"] = huge_bandwidth / 1e9;
+    out["huge_page_read_bandwidth_gbs"] = read_bandwidth / 1e9;
     out["decode_tokens_per_s_batch1"] = decode1;
     out["streamed_gbs_batch1"] = streamed / 1e9;
     out["bandwidth_ratio_batch1"] = ratio1;
     out["bandwidth_ratio_batch1_min"] = ratio1_min;
     out["bandwidth_ratio_batch1_max"] = ratio1_max;
+    out["huge_page_copy_ratio_batch1"] = huge_ratio1;
+    out["huge_page_read_ratio_batch1"] = read_ratio1;
     for (int b : o.batches) {
       const double rate = measure(b);
       out["decode_tokens_per_s_batch" + std::to_string(b)] = rate;
@@ -276,12 +327,16 @@ int main(int argc, char** argv) {
   if (!o.memory_only) {
     std::printf("copy bandwidth             %.2f GB/s (STREAM-like copy, read+write)\n",
                 bandwidth / 1e9);
+    std::printf("  with huge pages          %.2f GB/s copy, %.2f GB/s plain read\n",
+                huge_bandwidth / 1e9, read_bandwidth / 1e9);
     std::printf("prompt (%d tokens)        %.1f tokens/s\n", o.prompt_tokens,
                 out["prompt_tokens_per_s"].get<double>());
     std::printf(
         "decode batch 1             %.2f tokens/s, streams %.2f GB/s = %.2f x copy bandwidth "
-        "(median of %d rounds, each against its own copy: %.2f-%.2f)\n",
-        decode1, streamed / 1e9, ratio1, o.repeat, ratio1_min, ratio1_max);
+        "(median of %d rounds, each against its own copy: %.2f-%.2f); %.2f x the huge-page "
+        "copy, %.2f x the plain read\n",
+        decode1, streamed / 1e9, ratio1, o.repeat, ratio1_min, ratio1_max, huge_ratio1,
+        read_ratio1);
     for (int b : o.batches)
       std::printf("decode batch %-3d           %.2f tokens/s aggregate = %.2f x batch 1\n", b,
                   out["decode_tokens_per_s_batch" + std::to_string(b)].get<double>(),
