@@ -5,9 +5,9 @@
 //     bandwidth says how close decode is to the memory-bandwidth limit (also printed: its ratio
 //     to the same copy on huge pages and to a plain read, see Bandwidth);
 //   - aggregate decode at batch B is reported as a multiple of batch 1.
-// Optionally (--long-context N) prefills an N-token context and reports peak resident memory;
-// with --memory-only it does just that (no copy buffers, no throughput runs), so the peak is the
-// model plus the context.
+// Optionally (--long-context N) prefills an N-token context, decodes --decode-tokens steps on it
+// at batch 1, and reports peak resident memory; with --memory-only it does just that (no copy
+// buffers, no throughput runs), so the peak is the model plus the context.
 //
 // usage: engine_bench [--model PATH] [--threads N] [--prompt-tokens 512] [--decode-tokens 32]
 //                     [--batches 8,32] [--long-context 8192] [--memory-only] [--repeat 5] [--json]
@@ -188,10 +188,10 @@ int main(int argc, char** argv) {
   const int64_t positions_per_seq = o.prompt_tokens + o.decode_tokens + 64;
   const int64_t kv_per_token = 2LL * m.config().n_layers * m.config().kv_dim() * 2;
   icam::llm::KvPoolOptions kv;
-  kv.bytes =
-      std::max<int64_t>(static_cast<int64_t>(max_batch + 1) * positions_per_seq * kv_per_token,
-                        static_cast<int64_t>(o.long_context + 64) * kv_per_token) +
-      (64ll << 20);
+  kv.bytes = std::max<int64_t>(
+                 static_cast<int64_t>(max_batch + 1) * positions_per_seq * kv_per_token,
+                 static_cast<int64_t>(o.long_context + o.decode_tokens + 64) * kv_per_token) +
+             (64ll << 20);
   auto backend = icam::llm::CpuBackend::create(m.config(), m.weights(), kv, o.threads);
   if (!backend.ok()) {
     std::fprintf(stderr, "engine_bench: %s\n", backend.error().message().c_str());
@@ -313,6 +313,28 @@ int main(int argc, char** argv) {
     }
     out["long_context_tokens"] = o.long_context;
     out["long_context_prefill_tokens_per_s"] = o.long_context / seconds_since(t);
+
+    // Then decode steps at batch 1 on that context, where attention reads thousands of keys and
+    // values per layer and token besides the weights.
+    const auto greedy = [&] {
+      return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    };
+    int32_t next = greedy();
+    if (auto s = table.reserve(o.long_context + o.decode_tokens); !s.ok()) {
+      std::fprintf(stderr, "engine_bench: %s\n", s.error().message().c_str());
+      return 1;
+    }
+    t = Clock::now();
+    for (int i = 0; i < o.decode_tokens; ++i) {
+      SequenceStep step{std::span<const int32_t>(&next, 1), o.long_context + i, table.pages(),
+                        LogitsWanted::last};
+      if (auto s = be.forward(std::span<const SequenceStep>(&step, 1), logits); !s.ok()) {
+        std::fprintf(stderr, "engine_bench: %s\n", s.error().message().c_str());
+        return 1;
+      }
+      next = greedy();
+    }
+    out["long_context_decode_tokens_per_s"] = o.decode_tokens / seconds_since(t);
   }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -343,8 +365,9 @@ int main(int argc, char** argv) {
                   out["batch" + std::to_string(b) + "_over_batch1"].get<double>());
   }
   if (o.long_context > 0)
-    std::printf("prefill %d-token context  %.1f tokens/s\n", o.long_context,
-                out["long_context_prefill_tokens_per_s"].get<double>());
+    std::printf("prefill %d-token context  %.1f tokens/s; then decode at batch 1 %.1f tokens/s\n",
+                o.long_context, out["long_context_prefill_tokens_per_s"].get<double>(),
+                out["long_context_decode_tokens_per_s"].get<double>());
   std::printf("peak resident memory       %.1f MiB\n", out["peak_rss_mib"].get<double>());
   return 0;
 }

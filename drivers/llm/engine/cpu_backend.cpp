@@ -97,74 +97,192 @@ void CpuBackend::pack_weights() {
   output_ = std::move(*next);
 }
 
+namespace {
+
+// Keys per chunk of a row's attention. A row that sees more keys is attended chunk by chunk, each
+// chunk's softmax-weighted sum kept unnormalized with its largest score and its sum of
+// exponentials, and the chunks merged in order afterwards (merge_chunks). The chunks of one row
+// can then run on different threads: decoding one long sequence reads its keys and values once,
+// split across the threads, where splitting the query heads had every thread read all of them.
+// Fixed, so a row's result depends only on its own keys, never on the batch or the threads; a row
+// with up to kKeyChunk keys (every row of Gemma 3's sliding-window layers) takes the single pass.
+constexpr int32_t kKeyChunk = 512;
+
+// dst = the merged attention output of one head over `chunks` chunks, each given by its
+// unnormalized weighted sum (`out`, out_stride floats from one chunk to the next), its largest
+// score and its sum of exponentials (`scalar_stride` apart), merged in chunk order.
+void merge_chunks(int chunks, const float* out, size_t out_stride, const float* maxima,
+                  const double* sums, size_t scalar_stride, int n, float* dst) {
+  float top = -INFINITY;
+  for (int i = 0; i < chunks; ++i) top = std::max(top, maxima[i * scalar_stride]);
+  double total = 0;
+  for (int i = 0; i < chunks; ++i)
+    total +=
+        std::exp(static_cast<double>(maxima[i * scalar_stride]) - top) * sums[i * scalar_stride];
+  std::fill(dst, dst + n, 0.0f);
+  for (int i = 0; i < chunks; ++i) {
+    const auto w =
+        static_cast<float>(std::exp(static_cast<double>(maxima[i * scalar_stride]) - top) / total);
+    const float* o = out + i * out_stride;
+    for (int d = 0; d < n; ++d) dst[d] += w * o[d];
+  }
+}
+
+}  // namespace
+
+void CpuBackend::attend(int layer, const SequenceStep& step, const KeyChunk& chunk, int kv_head,
+                        int head0, int heads, float* out, float* maxima, double* sums) {
+  const ModelConfig& c = config_;
+  const int hd = c.head_dim;
+  const int P = pool_.page_tokens();
+  thread_local std::vector<float> scores;
+  thread_local std::vector<const uint16_t*> rows;
+  const int32_t count = chunk.count;
+  if (static_cast<int64_t>(scores.size()) < static_cast<int64_t>(count) * heads)
+    scores.resize(static_cast<size_t>(count) * heads);
+  if (static_cast<int32_t>(rows.size()) < count) rows.resize(count);
+  const auto row_offset = [&](int32_t p) {
+    return static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
+  };
+  const float* q = q_.data() + chunk.row * c.q_dim() + static_cast<int64_t>(head0) * hd;
+  for (int32_t j = 0; j < count; ++j) {
+    const int32_t p = chunk.first + j;
+    rows[j] = pool_.keys(step.pages[p / P], layer) + row_offset(p);
+  }
+  ops::dot_f16_rows(q, heads, hd, rows.data(), count, hd, scores.data(), count);
+  for (int h = 0; h < heads; ++h) {
+    float* s = scores.data() + static_cast<int64_t>(h) * count;
+    float max_score = -INFINITY;
+    for (int32_t j = 0; j < count; ++j) max_score = std::max(max_score, s[j]);
+    double sum = 0;
+    for (int32_t j = 0; j < count; ++j) {
+      s[j] = std::exp(s[j] - max_score);
+      sum += s[j];
+    }
+    if (chunk.of == 1) {
+      // The row's only chunk: normalized here, so the weighted sum is the output.
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int32_t j = 0; j < count; ++j) s[j] *= inv;
+    } else {
+      maxima[h] = max_score;
+      sums[h] = sum;
+    }
+  }
+  for (int32_t j = 0; j < count; ++j) {
+    const int32_t p = chunk.first + j;
+    rows[j] = pool_.values(step.pages[p / P], layer) + row_offset(p);
+  }
+  ops::weighted_sum_f16(scores.data(), heads, count, rows.data(), count, hd, out, hd);
+}
+
 void CpuBackend::attention(int layer, std::span<const SequenceStep> batch, int64_t n_rows) {
   const ModelConfig& c = config_;
   const int hd = c.head_dim;
   const int group = c.n_heads / c.n_kv_heads;
-  const int P = pool_.page_tokens();
   const bool local = c.layer_is_local[layer];
-  // A task is a row's key/value head with `task_heads` of the query heads that share it, so that
-  // the keys and values are read and converted once for all of them. The group is split (into
-  // `splits` tasks) only as far as it takes to give every thread a task (batch 1: one row).
+  // Each row's visible keys (sliding-window layers see the last `sliding_window` positions
+  // only), in chunks.
+  chunks_.clear();
+  row_chunks_.assign(static_cast<size_t>(n_rows) + 1, 0);
+  int64_t keys = 0;
+  for (int64_t row = 0; row < n_rows; ++row) {
+    const int32_t pos = rows_[row].pos;
+    const int32_t first = local ? std::max(0, pos - c.sliding_window + 1) : 0;
+    const int32_t count = pos - first + 1;
+    keys += count;
+    const int32_t of = (count + kKeyChunk - 1) / kKeyChunk;
+    for (int32_t i = 0; i < of; ++i)
+      chunks_.push_back(
+          {row, first + i * kKeyChunk, std::min(kKeyChunk, count - i * kKeyChunk), of, -1});
+    row_chunks_[row + 1] = static_cast<int64_t>(chunks_.size());
+  }
+  // Short contexts (a few decode steps into a sequence) are less work than handing them to the
+  // pool's threads: run them on this thread (grain > tasks runs parallel_for inline).
+  constexpr int64_t kInlineKeyHeads = 512;
+  const bool inline_all = keys * c.n_heads < kInlineKeyHeads;
+  const auto grain_for = [&](int64_t tasks) {
+    return inline_all ? 2 * static_cast<size_t>(tasks) + 2 : size_t{1};
+  };
+  const int threads = threads_.size();
+
+  // Rows enough for the threads (prefill, batches): a task is a row's key/value head with all the
+  // query heads that share it (its keys and values read and converted once for all of them), its
+  // chunks one after the other into thread-local partials, then merged.
+  if (n_rows * c.n_kv_heads >= 2 * threads) {
+    const int64_t tasks = n_rows * c.n_kv_heads;
+    threads_.parallel_for(static_cast<size_t>(tasks), grain_for(tasks), [&](size_t b, size_t e) {
+      thread_local std::vector<float> outs, maxima;
+      thread_local std::vector<double> sums;
+      for (size_t task = b; task < e; ++task) {
+        const int64_t row = static_cast<int64_t>(task) / c.n_kv_heads;
+        const int kv_head = static_cast<int>(static_cast<int64_t>(task) % c.n_kv_heads);
+        const int head0 = kv_head * group;
+        const SequenceStep& step = batch[rows_[row].seq];
+        float* dst = attn_.data() + row * c.q_dim() + static_cast<int64_t>(head0) * hd;
+        const int64_t c0 = row_chunks_[row], of = row_chunks_[row + 1] - c0;
+        if (of == 1) {
+          attend(layer, step, chunks_[c0], kv_head, head0, group, dst, nullptr, nullptr);
+          continue;
+        }
+        outs.resize(static_cast<size_t>(of * group * hd));
+        maxima.resize(static_cast<size_t>(of * group));
+        sums.resize(maxima.size());
+        for (int64_t i = 0; i < of; ++i)
+          attend(layer, step, chunks_[c0 + i], kv_head, head0, group, outs.data() + i * group * hd,
+                 maxima.data() + i * group, sums.data() + i * group);
+        for (int h = 0; h < group; ++h)
+          merge_chunks(static_cast<int>(of), outs.data() + h * hd, static_cast<size_t>(group) * hd,
+                       maxima.data() + h, sums.data() + h, group, hd, dst + h * hd);
+      }
+    });
+    return;
+  }
+
+  // Few rows (decoding one sequence or two): a task is one chunk of a row's key/value head, with
+  // `task_heads` of the query heads that share it; the group is split (into `splits` tasks) only
+  // as far as it takes to give every thread a task. The partials of rows with several chunks go
+  // to slots of their own and are merged once every chunk is done.
+  int64_t slots = 0;
+  for (KeyChunk& chunk : chunks_)
+    if (chunk.of > 1) chunk.slot = slots++;
+  const int64_t units = static_cast<int64_t>(chunks_.size()) * c.n_kv_heads;
   int splits = 1;
-  while (splits < group && n_rows * c.n_kv_heads * splits < threads_.size()) {
+  while (splits < group && units * splits < threads) {
     ++splits;
     while (group % splits != 0) ++splits;
   }
   const int task_heads = group / splits;
-  const int64_t tasks = n_rows * c.n_kv_heads * splits;
-  // Short contexts (a few decode steps into a sequence) are less work than handing them to the
-  // pool's threads: run them on this thread (grain > tasks runs parallel_for inline).
-  int64_t keys = 0;
-  for (int64_t row = 0; row < n_rows; ++row) keys += rows_[row].pos + 1;
-  constexpr int64_t kInlineKeyHeads = 512;
-  const size_t grain = keys * c.n_heads < kInlineKeyHeads ? 2 * static_cast<size_t>(tasks) + 2 : 1;
-  threads_.parallel_for(static_cast<size_t>(tasks), grain, [&](size_t begin, size_t end) {
-    thread_local std::vector<float> scores;
-    thread_local std::vector<const uint16_t*> rows;
-    for (size_t task = begin; task < end; ++task) {
-      const int64_t row = static_cast<int64_t>(task) / (c.n_kv_heads * splits);
+  const int64_t tasks = units * splits;
+  partial_out_.resize(static_cast<size_t>(slots * c.n_heads * hd));
+  partial_max_.resize(static_cast<size_t>(slots * c.n_heads));
+  partial_sum_.resize(partial_max_.size());
+  threads_.parallel_for(static_cast<size_t>(tasks), grain_for(tasks), [&](size_t b, size_t e) {
+    for (size_t task = b; task < e; ++task) {
+      const KeyChunk& chunk = chunks_[task / (c.n_kv_heads * splits)];
       const int part = static_cast<int>(static_cast<int64_t>(task) % (c.n_kv_heads * splits));
       const int kv_head = part / splits;
       const int head0 = kv_head * group + (part % splits) * task_heads;
-      const TokenRow& tr = rows_[row];
-      const SequenceStep& step = batch[tr.seq];
-      const int32_t pos = tr.pos;
-      // Sliding-window layers see the keys of the last `sliding_window` positions only.
-      const int32_t first = local ? std::max(0, pos - c.sliding_window + 1) : 0;
-      const int32_t count = pos - first + 1;
-      if (static_cast<int64_t>(scores.size()) < static_cast<int64_t>(count) * task_heads)
-        scores.resize(static_cast<size_t>(count) * task_heads);
-      if (static_cast<int32_t>(rows.size()) < count) rows.resize(count);
-      const auto row_offset = [&](int32_t p) {
-        return static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
-      };
-      const float* q = q_.data() + row * c.q_dim() + static_cast<int64_t>(head0) * hd;
-      for (int32_t j = 0; j < count; ++j) {
-        const int32_t p = first + j;
-        rows[j] = pool_.keys(step.pages[p / P], layer) + row_offset(p);
+      const SequenceStep& step = batch[rows_[chunk.row].seq];
+      if (chunk.slot < 0) {
+        float* dst = attn_.data() + chunk.row * c.q_dim() + static_cast<int64_t>(head0) * hd;
+        attend(layer, step, chunk, kv_head, head0, task_heads, dst, nullptr, nullptr);
+        continue;
       }
-      ops::dot_f16_rows(q, task_heads, hd, rows.data(), count, hd, scores.data(), count);
-      for (int h = 0; h < task_heads; ++h) {
-        float* s = scores.data() + static_cast<int64_t>(h) * count;
-        float max_score = -INFINITY;
-        for (int32_t j = 0; j < count; ++j) max_score = std::max(max_score, s[j]);
-        double sum = 0;
-        for (int32_t j = 0; j < count; ++j) {
-          s[j] = std::exp(s[j] - max_score);
-          sum += s[j];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int32_t j = 0; j < count; ++j) s[j] *= inv;
-      }
-      for (int32_t j = 0; j < count; ++j) {
-        const int32_t p = first + j;
-        rows[j] = pool_.values(step.pages[p / P], layer) + row_offset(p);
-      }
-      float* out = attn_.data() + row * c.q_dim() + static_cast<int64_t>(head0) * hd;
-      ops::weighted_sum_f16(scores.data(), task_heads, count, rows.data(), count, hd, out, hd);
+      const int64_t at = chunk.slot * c.n_heads + head0;
+      attend(layer, step, chunk, kv_head, head0, task_heads, partial_out_.data() + at * hd,
+             partial_max_.data() + at, partial_sum_.data() + at);
     }
   });
+  for (int64_t row = 0; row < n_rows; ++row) {
+    const KeyChunk& first = chunks_[row_chunks_[row]];
+    if (first.slot < 0) continue;
+    for (int h = 0; h < c.n_heads; ++h) {
+      const int64_t at = first.slot * c.n_heads + h;
+      merge_chunks(first.of, partial_out_.data() + at * hd, static_cast<size_t>(c.n_heads) * hd,
+                   partial_max_.data() + at, partial_sum_.data() + at, c.n_heads, hd,
+                   attn_.data() + row * c.q_dim() + static_cast<int64_t>(h) * hd);
+    }
+  }
 }
 
 Status CpuBackend::forward(std::span<const SequenceStep> batch, std::vector<float>& logits) {

@@ -49,8 +49,25 @@ class CpuBackend final : public Backend {
     PackedWeight wq, wk, wv, wo, w_gate, w_up, w_down;
   };
 
+  // A run of one row's visible keys, attended as one (see kKeyChunk in cpu_backend.cpp): keys
+  // [first, first + count), one of `of` chunks; `slot` holds its partial result when of > 1 and
+  // the chunks run as tasks of their own.
+  struct KeyChunk {
+    int64_t row;
+    int32_t first;
+    int32_t count;
+    int32_t of;
+    int64_t slot;
+  };
+
   void pack_weights();
   void attention(int layer, std::span<const SequenceStep> batch, int64_t n_rows);
+  // Attention of query heads [head0, head0 + heads), which share kv_head, over one chunk of a
+  // row's keys. A row's only chunk writes its output (normalized) to `out`; otherwise `out`
+  // receives the unnormalized weighted sums, `maxima` and `sums` each head's largest score and
+  // sum of exponentials, for merge_chunks.
+  void attend(int layer, const SequenceStep& step, const KeyChunk& chunk, int kv_head, int head0,
+              int heads, float* out, float* maxima, double* sums);
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
@@ -67,6 +84,12 @@ class CpuBackend final : public Backend {
   // Per row of the step: RoPE cosines then sines (head_dim / 2 each) of its position, for the
   // global layers and for the sliding-window ones (their own base), computed once per step.
   std::vector<float> rope_global_, rope_local_;
+  // Attention's key chunks, the index of each row's first chunk (and one past the last row's
+  // last), and the partial results of chunks that run as tasks of their own.
+  std::vector<KeyChunk> chunks_;
+  std::vector<int64_t> row_chunks_;
+  std::vector<float> partial_out_, partial_max_;
+  std::vector<double> partial_sum_;
 };
 
 }  // namespace icam::llm

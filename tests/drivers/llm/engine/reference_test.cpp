@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,48 @@ TEST(EngineThreads, ThreadCountDoesNotChangeLogits) {
   auto b = forward_all(*three->backend, tokens);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_LT(logit_error(*b, *a), 1e-5);
+}
+
+// Past 512 keys a row's attention runs in chunks, merged afterwards (kKeyChunk in cpu_backend.cpp).
+// Over 800 positions of a gemma3 model whose global layer sees up to 800 keys (two chunks) and
+// whose sliding-window layers up to 600 (two chunks, the first starting past position 0): the
+// logits agree with the reference at every position, and the last position's logits are the same
+// bit for bit however the chunks run: in one task with the row's other chunks (a prefill's many
+// rows, or one thread) or as tasks of their own on two threads (one row decoding).
+TEST(EngineLongContext, ChunkedAttentionMatchesReferenceAndIsTheSameHoweverRun) {
+  TinySpec spec = tiny_spec("gemma3", GgmlType::F32);
+  spec.context_length = 1024;
+  spec.sliding_window = 600;
+  constexpr int kLong = 800;
+  auto two = make_engine(spec, {.threads = 2});
+  auto one = make_engine(spec, {.threads = 1});
+  ASSERT_TRUE(two.ok()) << two.error().message();
+  ASSERT_TRUE(one.ok()) << one.error().message();
+  auto reference = NaiveModel::create(spec, two->model->file());
+  ASSERT_TRUE(reference.ok()) << reference.error().message();
+
+  const std::vector<int32_t> tokens = test_tokens(kLong, 13);
+  auto got = forward_all(*two->backend, tokens);
+  ASSERT_TRUE(got.ok()) << got.error().message();
+  const std::vector<double> exact = reference->forward(tokens);
+  EXPECT_LT(logit_error(*got, exact), tolerance(GgmlType::F32));
+
+  const std::span<const float> prefill_last(got->data() + (kLong - 1) * kTinyVocab, kTinyVocab);
+  const std::span<const int32_t> all(tokens);
+  for (TinyEngine* engine : {&*two, &*one}) {
+    BlockTable table(engine->pool());
+    ASSERT_TRUE(table.reserve(kLong).ok());
+    std::vector<float> logits;
+    ASSERT_TRUE(forward_one(*engine->backend, all.first(kLong - 1), 0, table.pages(),
+                            LogitsWanted::none, logits)
+                    .ok());
+    ASSERT_TRUE(forward_one(*engine->backend, all.subspan(kLong - 1), kLong - 1, table.pages(),
+                            LogitsWanted::last, logits)
+                    .ok());
+    ASSERT_EQ(logits.size(), prefill_last.size());
+    EXPECT_EQ(0, std::memcmp(logits.data(), prefill_last.data(), logits.size() * sizeof(float)))
+        << engine->backend->threads() << " thread(s)";
+  }
 }
 
 // Each fault is a plausible implementation mistake, applied to the reference instead of the
