@@ -13,6 +13,7 @@ void axpy_f16_avx2(float w, const uint16_t* v, float* out, int n);
 void f32_to_f16_avx2(const float* in, uint16_t* out, int n);
 void gated_gelu_avx2(const float* gate, const float* up, float* out, int n);
 void gated_silu_avx2(const float* gate, const float* up, float* out, int n);
+// (dot_f16_rows_avx2 and weighted_sum_f16_avx2 are declared in ops.h, for their tests.)
 // AVX-512 versions in ops_avx512.cpp, for n a multiple of 16.
 void dot_f16_rows_avx512(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
                          int count, int n, float* out, int64_t out_stride);
@@ -109,6 +110,8 @@ void dot_f16_rows(const float* q, int heads, int64_t q_stride, const uint16_t* c
                   int count, int n, float* out, int64_t out_stride) {
   if (use_avx512() && n % 16 == 0)
     return dot_f16_rows_avx512(q, heads, q_stride, rows, count, n, out, out_stride);
+  if (use_avx2() && n % 16 == 0)
+    return dot_f16_rows_avx2(q, heads, q_stride, rows, count, n, out, out_stride);
   for (int h = 0; h < heads; ++h)
     for (int j = 0; j < count; ++j) out[h * out_stride + j] = dot_f16(q + h * q_stride, rows[j], n);
 }
@@ -117,6 +120,8 @@ void weighted_sum_f16(const float* w, int heads, int64_t w_stride, const uint16_
                       int count, int n, float* out, int64_t out_stride) {
   if (use_avx512() && n % 16 == 0)
     return weighted_sum_f16_avx512(w, heads, w_stride, rows, count, n, out, out_stride);
+  if (use_avx2() && n % 16 == 0)
+    return weighted_sum_f16_avx2(w, heads, w_stride, rows, count, n, out, out_stride);
   for (int h = 0; h < heads; ++h) {
     float* o = out + h * out_stride;
     for (int i = 0; i < n; ++i) o[i] = 0.0f;

@@ -46,12 +46,19 @@ void axpy_f16(float w, const uint16_t* v, float* out, int n);
 // for `heads` query heads that share those rows (grouped-query attention; 1 for one head):
 // dot_f16_rows: out[h * out_stride + j] = dot_f16(q + h * q_stride, rows[j], n) for j < count;
 // weighted_sum_f16: out + h * out_stride = sum_j w[h * w_stride + j] * rows[j] (zeroed, then
-// axpy_f16 row after row). Bit-identical to those loops, head by head; with AVX-512 (n a
-// multiple of 16) in fewer instructions: the weighted sum's outputs held in registers, each row
-// converted once for up to four heads.
+// axpy_f16 row after row). Bit-identical to those loops, head by head; with AVX-512 or AVX2 (n a
+// multiple of 16) in fewer instructions and memory reads: each row read and converted once for
+// all heads (with AVX-512, up to four at a time, the weighted sum's outputs held in registers).
 void dot_f16_rows(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
                   int count, int n, float* out, int64_t out_stride);
 void weighted_sum_f16(const float* w, int heads, int64_t w_stride, const uint16_t* const* rows,
                       int count, int n, float* out, int64_t out_stride);
+
+// The AVX2 versions of the two above (n a multiple of 16; only where use_avx2()), which a CPU
+// with AVX-512 never dispatches to: declared here so that the tests reach them there too.
+void dot_f16_rows_avx2(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
+                       int count, int n, float* out, int64_t out_stride);
+void weighted_sum_f16_avx2(const float* w, int heads, int64_t w_stride, const uint16_t* const* rows,
+                           int count, int n, float* out, int64_t out_stride);
 
 }  // namespace icam::llm::ops

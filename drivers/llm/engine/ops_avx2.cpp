@@ -37,6 +37,100 @@ void axpy_f16_avx2(float w, const uint16_t* v, float* out, int n) {
   for (; i < n; ++i) out[i] += w * fp16_to_f32(v[i]);
 }
 
+namespace {
+
+__m256 load_halves8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// dot_f16_avx2's reduction of its two accumulators.
+float reduce_pair(__m256 acc0, __m256 acc1) {
+  const __m256 acc = _mm256_add_ps(acc0, acc1);
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  lo = _mm_hadd_ps(lo, lo);
+  lo = _mm_hadd_ps(lo, lo);
+  return _mm_cvtss_f32(lo);
+}
+
+// H heads' dot products with rows [j, j + R), n % 16 == 0: each row's halves converted once for
+// all heads, each (head, row) product in its own pair of accumulators exactly as dot_f16_avx2
+// keeps them; R rows at a time so that the chains of multiply-adds run side by side.
+template <int H, int R>
+void dot_block(const float* q, int64_t q_stride, const uint16_t* const* rows, int j, int n,
+               float* out, int64_t out_stride) {
+  __m256 acc0[H][R], acc1[H][R];
+  for (int h = 0; h < H; ++h)
+    for (int r = 0; r < R; ++r) acc0[h][r] = acc1[h][r] = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 16) {
+    __m256 k0[R], k1[R];
+    for (int r = 0; r < R; ++r) {
+      k0[r] = load_halves8(rows[j + r] + i);
+      k1[r] = load_halves8(rows[j + r] + i + 8);
+    }
+    for (int h = 0; h < H; ++h) {
+      const __m256 q0 = _mm256_loadu_ps(q + h * q_stride + i);
+      const __m256 q1 = _mm256_loadu_ps(q + h * q_stride + i + 8);
+      for (int r = 0; r < R; ++r) {
+        acc0[h][r] = _mm256_fmadd_ps(q0, k0[r], acc0[h][r]);
+        acc1[h][r] = _mm256_fmadd_ps(q1, k1[r], acc1[h][r]);
+      }
+    }
+  }
+  for (int h = 0; h < H; ++h)
+    for (int r = 0; r < R; ++r) out[h * out_stride + j + r] = reduce_pair(acc0[h][r], acc1[h][r]);
+}
+
+template <int H>
+void dot_rows_heads(const float* q, int64_t q_stride, const uint16_t* const* rows, int count, int n,
+                    float* out, int64_t out_stride) {
+  constexpr int R = H == 1 ? 4 : H == 2 ? 2 : 1;  // at most 8 accumulators of the 16 registers
+  int j = 0;
+  for (; j + R <= count; j += R) dot_block<H, R>(q, q_stride, rows, j, n, out, out_stride);
+  for (; j < count; ++j) dot_block<H, 1>(q, q_stride, rows, j, n, out, out_stride);
+}
+
+}  // namespace
+
+void dot_f16_rows_avx2(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
+                       int count, int n, float* out, int64_t out_stride) {
+  for (int h = 0; h < heads; h += 4) {
+    const float* qh = q + h * q_stride;
+    float* oh = out + h * out_stride;
+    switch (heads - h < 4 ? heads - h : 4) {
+      case 1:
+        dot_rows_heads<1>(qh, q_stride, rows, count, n, oh, out_stride);
+        break;
+      case 2:
+        dot_rows_heads<2>(qh, q_stride, rows, count, n, oh, out_stride);
+        break;
+      case 3:
+        dot_rows_heads<3>(qh, q_stride, rows, count, n, oh, out_stride);
+        break;
+      default:
+        dot_rows_heads<4>(qh, q_stride, rows, count, n, oh, out_stride);
+    }
+  }
+}
+
+void weighted_sum_f16_avx2(const float* w, int heads, int64_t w_stride, const uint16_t* const* rows,
+                           int count, int n, float* out, int64_t out_stride) {
+  for (int h = 0; h < heads; ++h)
+    for (int i = 0; i < n; ++i) out[h * out_stride + i] = 0.0f;
+  // Row by row, each row read and converted once for every head, eight values at a time; each
+  // output gets one multiply-add per row in row order, through memory, as axpy_f16_avx2 does.
+  for (int j = 0; j < count; ++j) {
+    const uint16_t* v = rows[j];
+    for (int i = 0; i < n; i += 8) {
+      const __m256 x = load_halves8(v + i);
+      for (int h = 0; h < heads; ++h) {
+        float* o = out + h * out_stride + i;
+        _mm256_storeu_ps(
+            o, _mm256_fmadd_ps(_mm256_set1_ps(w[h * w_stride + j]), x, _mm256_loadu_ps(o)));
+      }
+    }
+  }
+}
+
 void f32_to_f16_avx2(const float* in, uint16_t* out, int n) {
   int i = 0;
   for (; i + 8 <= n; i += 8) {

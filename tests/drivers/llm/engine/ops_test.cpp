@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "common/cpu_features.h"
+
 namespace icam::llm {
 namespace {
 
@@ -176,6 +178,46 @@ TEST(Ops, AttentionHelpersForSeveralHeadsEqualTheSingleHeadCalls) {
           ASSERT_EQ(std::memcmp(sums.data() + h * q_stride, want_sum.data(), sizeof(float) * n), 0)
               << "head " << h;
           // The padding between heads is left alone.
+          for (int64_t i = n; i < q_stride; ++i) ASSERT_EQ(sums[h * q_stride + i], 123.0f);
+        }
+      }
+    }
+  }
+}
+
+// The AVX2 versions, which a CPU with AVX-512 never dispatches to, equal the row-at-a-time loops
+// of AVX2 (dot_f16, axpy_f16) bit for bit as well, for 1-6 heads and row counts around their
+// blocks of rows.
+TEST(Ops, Avx2AttentionHelpersEqualTheRowAtATimeLoops) {
+  if (!use_avx2()) GTEST_SKIP() << "no AVX2 (or ICAM_FORCE_SCALAR=1)";
+  for (const int heads : {1, 2, 3, 4, 5, 6}) {
+    for (const int n : {16, 64, 256}) {
+      for (const int count : {1, 3, 17, 100}) {
+        SCOPED_TRACE(std::to_string(heads) + " heads, n " + std::to_string(n) + ", " +
+                     std::to_string(count) + " rows");
+        const int64_t q_stride = n + 16;
+        const int64_t score_stride = count + 3;
+        std::vector<float> q(static_cast<size_t>(heads * q_stride));
+        for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(static_cast<float>(i) * 0.3f) * 2.0f;
+        const HalfRows r = half_rows(count, 2 * n, n / 2);
+        const uint16_t* const* rows = r.rows.data();
+
+        std::vector<float> scores(static_cast<size_t>(heads * score_stride), -1.0f);
+        ops::dot_f16_rows_avx2(q.data(), heads, q_stride, rows, count, n, scores.data(),
+                               score_stride);
+        std::vector<float> sums(static_cast<size_t>(heads * q_stride), 123.0f);
+        ops::weighted_sum_f16_avx2(scores.data(), heads, score_stride, rows, count, n, sums.data(),
+                                   q_stride);
+        for (int h = 0; h < heads; ++h) {
+          std::vector<float> want_sum(n, 0.0f);
+          for (int j = 0; j < count; ++j) {
+            const float want = ops::dot_f16(q.data() + h * q_stride, rows[j], n);
+            ASSERT_EQ(std::memcmp(&scores[h * score_stride + j], &want, sizeof want), 0)
+                << "head " << h << ", row " << j;
+            ops::axpy_f16(scores[h * score_stride + j], rows[j], want_sum.data(), n);
+          }
+          ASSERT_EQ(std::memcmp(sums.data() + h * q_stride, want_sum.data(), sizeof(float) * n), 0)
+              << "head " << h;
           for (int64_t i = n; i < q_stride; ++i) ASSERT_EQ(sums[h * q_stride + i], 123.0f);
         }
       }
