@@ -51,8 +51,8 @@ class PackedWeight {
   // order a forward pass reads them in), and returns them in that order; they share the
   // allocation, which lives as long as any of them. Why: the kernel backs memory with 2 MiB huge
   // pages only in whole, aligned 2 MiB ranges, and most of a small model's matrices are smaller
-  // than that (Gemma 3 270M: 0.2 to 1.8 MiB each). Alone, each streams through 4 KiB pages, a
-  // quarter to a third slower (docs/performance.md, "Huge pages for every matrix").
+  // than that (Gemma 3 270M: 0.2 to 1.8 MiB each). Alone, each streams through 4 KiB pages, up
+  // to a third slower (docs/performance.md, "Huge pages for every matrix").
   // `packed`, when given, is called with each matrix that has a packed copy as soon as the copy
   // is written (the engine drops the GGUF pages it replaces there, so that the originals and
   // the copies are not all resident at once).

@@ -10,7 +10,9 @@
 // "avx2 hot" repeats one copy instead: the kernels' speed when the weights come from cache (all
 // but the largest matrix fit in L2/L3).
 // "packed" is the same product on weights packed by PackedWeight (packed.h) where the type has
-// packed kernels (otherwise the same kernels as "avx2").
+// packed kernels (otherwise the same kernels as "avx2"), each copy in an allocation of its own;
+// "together" packs all the copies into one allocation, in huge pages, as the engine packs a
+// model (PackedWeight::pack_together): matrices under 2 MiB cannot have huge pages alone.
 // Each figure is the fastest call of those made in the time given, to be robust to other load.
 //
 // Not a test: timings depend on the machine and its load. Built with the tests, run by hand.
@@ -112,13 +114,21 @@ double time_per_call(const KernelTable& kernels, ThreadPool& pool, const Case& c
   return best;
 }
 
-// As time_per_call, for the same weights packed (packed.h) by the active kernels.
+// As time_per_call, for the same weights packed (packed.h) by the active kernels: each copy in
+// an allocation of its own, or (`together`) all in one, as the engine packs a model's matrices.
 double packed_time_per_call(ThreadPool& pool, const Case& c,
                             const std::vector<std::vector<uint8_t>>& copies,
-                            const std::vector<float>& x, int64_t batch, double seconds) {
+                            const std::vector<float>& x, int64_t batch, double seconds,
+                            bool together) {
   std::vector<PackedWeight> packed;
-  for (const auto& copy : copies)
-    packed.push_back(PackedWeight::pack(c.type, copy.data(), c.rows, c.cols));
+  if (together) {
+    std::vector<PackedWeight::Source> sources;
+    for (const auto& copy : copies) sources.push_back({c.type, copy.data(), c.rows, c.cols});
+    packed = PackedWeight::pack_together(sources);
+  } else {
+    for (const auto& copy : copies)
+      packed.push_back(PackedWeight::pack(c.type, copy.data(), c.rows, c.cols));
+  }
   std::vector<float> y(static_cast<size_t>(batch * c.rows));
   matmul(pool, packed[0], x.data(), batch, y.data(), c.rows);  // warm-up
   size_t calls = 0;
@@ -137,11 +147,12 @@ int run(int threads, double seconds, const std::string& only) {
   ThreadPool pool(threads);
   const KernelTable* avx2 = avx2_kernels();
   std::printf("threads %d, AVX2 kernels %s\n\n", pool.size(), avx2 ? "available" : "NOT available");
-  std::printf("%-6s %-12s %5s | %9s %9s %7s | %9s %8s | %10s | %9s | %9s %8s %10s\n", "type",
-              "rows x cols", "batch", "scalar", "avx2", "ratio", "read", "avx2/rd", "b8 gain",
-              "avx2 hot", "packed", "pack/rd", "b8 gain");
-  std::printf("%-6s %-12s %5s | %9s %9s %7s | %9s %8s | %10s | %9s | %9s %8s %10s\n", "", "", "",
-              "GB/s", "GB/s", "", "GB/s", "", "8*t1/t8", "GB/s", "GB/s", "", "8*t1/t8");
+  std::printf("%-6s %-12s %5s | %9s %9s %7s | %9s %8s | %10s | %9s | %9s %8s %10s | %9s\n",
+              "type", "rows x cols", "batch", "scalar", "avx2", "ratio", "read", "avx2/rd",
+              "b8 gain", "avx2 hot", "packed", "pack/rd", "b8 gain", "together");
+  std::printf("%-6s %-12s %5s | %9s %9s %7s | %9s %8s | %10s | %9s | %9s %8s %10s | %9s\n", "",
+              "", "", "GB/s", "GB/s", "", "GB/s", "", "8*t1/t8", "GB/s", "GB/s", "", "8*t1/t8",
+              "GB/s");
 
   const Case cases[] = {
       {GgmlType::Q4_K, 640, 2048}, {GgmlType::Q5_K, 640, 2048},   {GgmlType::Q6_K, 640, 2048},
@@ -176,7 +187,8 @@ int run(int threads, double seconds, const std::string& only) {
       const std::vector<std::vector<uint8_t>> hot(copies.begin(), copies.begin() + 1);
       const double t_hot =
           avx2 ? time_per_call(*avx2, pool, c, hot, x, batch, seconds / 2) : t_scalar;
-      const double t_packed = packed_time_per_call(pool, c, copies, x, batch, seconds);
+      const double t_packed = packed_time_per_call(pool, c, copies, x, batch, seconds, false);
+      const double t_together = packed_time_per_call(pool, c, copies, x, batch, seconds, true);
       if (batch == 1) avx2_t1 = t_avx2;
       if (batch == 1) packed_t1 = t_packed;
       const double gbs_scalar = static_cast<double>(matrix_bytes) / t_scalar / 1e9;
@@ -190,11 +202,11 @@ int run(int threads, double seconds, const std::string& only) {
       const double gbs_packed = static_cast<double>(matrix_bytes) / t_packed / 1e9;
       std::printf(
           "%-6s %-12s %5lld | %9.2f %9.2f %7.1f | %9.2f %7.0f%% | %10s | %9.2f | %9.2f %7.0f%% "
-          "%10s\n",
+          "%10s | %9.2f\n",
           test::type_name(c.type).c_str(), shape.c_str(), static_cast<long long>(batch), gbs_scalar,
           gbs_avx2, t_scalar / t_avx2, bandwidth, 100 * gbs_avx2 / bandwidth, gain,
           static_cast<double>(matrix_bytes) / t_hot / 1e9, gbs_packed, 100 * gbs_packed / bandwidth,
-          packed_gain);
+          packed_gain, static_cast<double>(matrix_bytes) / t_together / 1e9);
     }
   }
   return 0;
