@@ -141,14 +141,17 @@ void CpuBackend::attend(int layer, const SequenceStep& step, const KeyChunk& chu
   if (static_cast<int64_t>(scores.size()) < static_cast<int64_t>(count) * heads)
     scores.resize(static_cast<size_t>(count) * heads);
   if (static_cast<int32_t>(rows.size()) < count) rows.resize(count);
-  const auto row_offset = [&](int32_t p) {
-    return static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
+  // rows[j]: the chunk's j-th key (or value) row of kv_head, in its page.
+  const auto point_rows = [&](bool values) {
+    for (int32_t j = 0; j < count; ++j) {
+      const int32_t p = chunk.first + j;
+      const int32_t page = step.pages[p / P];
+      rows[j] = (values ? pool_.values(page, layer) : pool_.keys(page, layer)) +
+                static_cast<int64_t>(p % P) * c.kv_dim() + kv_head * hd;
+    }
   };
   const float* q = q_.data() + chunk.row * c.q_dim() + static_cast<int64_t>(head0) * hd;
-  for (int32_t j = 0; j < count; ++j) {
-    const int32_t p = chunk.first + j;
-    rows[j] = pool_.keys(step.pages[p / P], layer) + row_offset(p);
-  }
+  point_rows(false);
   ops::dot_f16_rows(q, heads, hd, rows.data(), count, hd, scores.data(), count);
   for (int h = 0; h < heads; ++h) {
     float* s = scores.data() + static_cast<int64_t>(h) * count;
@@ -168,10 +171,7 @@ void CpuBackend::attend(int layer, const SequenceStep& step, const KeyChunk& chu
       sums[h] = sum;
     }
   }
-  for (int32_t j = 0; j < count; ++j) {
-    const int32_t p = chunk.first + j;
-    rows[j] = pool_.values(step.pages[p / P], layer) + row_offset(p);
-  }
+  point_rows(true);
   ops::weighted_sum_f16(scores.data(), heads, count, rows.data(), count, hd, out, hd);
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "drivers/llm/engine/head_blocks.h"
 #include "drivers/llm/quant/quant.h"
 
 namespace icam::llm::ops {
@@ -93,23 +94,9 @@ void dot_rows_heads(const float* q, int64_t q_stride, const uint16_t* const* row
 
 void dot_f16_rows_avx2(const float* q, int heads, int64_t q_stride, const uint16_t* const* rows,
                        int count, int n, float* out, int64_t out_stride) {
-  for (int h = 0; h < heads; h += 4) {
-    const float* qh = q + h * q_stride;
-    float* oh = out + h * out_stride;
-    switch (heads - h < 4 ? heads - h : 4) {
-      case 1:
-        dot_rows_heads<1>(qh, q_stride, rows, count, n, oh, out_stride);
-        break;
-      case 2:
-        dot_rows_heads<2>(qh, q_stride, rows, count, n, oh, out_stride);
-        break;
-      case 3:
-        dot_rows_heads<3>(qh, q_stride, rows, count, n, oh, out_stride);
-        break;
-      default:
-        dot_rows_heads<4>(qh, q_stride, rows, count, n, oh, out_stride);
-    }
-  }
+  for_head_blocks(heads, [&]<int H>(int h) {
+    dot_rows_heads<H>(q + h * q_stride, q_stride, rows, count, n, out + h * out_stride, out_stride);
+  });
 }
 
 void weighted_sum_f16_avx2(const float* w, int heads, int64_t w_stride, const uint16_t* const* rows,

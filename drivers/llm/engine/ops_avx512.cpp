@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include "drivers/llm/engine/head_blocks.h"
+
 // GCC 12 warns about the undefined vectors inside its own 512-bit intrinsics' headers.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -137,27 +139,6 @@ void weighted_sum_heads(const float* w, int64_t w_stride, const uint16_t* const*
       const int chunks = (n - offset) / 16 < kMaxChunks ? (n - offset) / 16 : kMaxChunks;
       weighted_sum_pick<H, kMaxChunks>(chunks, w + j0, w_stride, rows + j0, rows_here, offset, out,
                                        out_stride, j0 > 0);
-    }
-  }
-}
-
-// f.template operator()<H>(h) for the blocks of up to four heads h .. h + H - 1 (at most 16
-// registers of accumulators per block).
-template <typename F>
-void for_head_blocks(int heads, const F& f) {
-  for (int h = 0; h < heads; h += 4) {
-    switch (heads - h < 4 ? heads - h : 4) {
-      case 1:
-        f.template operator()<1>(h);
-        break;
-      case 2:
-        f.template operator()<2>(h);
-        break;
-      case 3:
-        f.template operator()<3>(h);
-        break;
-      default:
-        f.template operator()<4>(h);
     }
   }
 }

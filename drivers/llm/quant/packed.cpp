@@ -29,6 +29,15 @@ size_t round_up(size_t v, size_t to) {
   return (v + to - 1) / to * to;
 }
 
+// The packed formats: Q8_0 and Q5_0 in blocks of 32, the K-quants Q4_K and Q6_K in super-blocks
+// of 256 (packed_layout.h).
+bool is_k_quant(GgmlType type) {
+  return type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+}
+int64_t blocks_per_row(GgmlType type, int64_t cols) {
+  return cols / (is_k_quant(type) ? kBlock256 : kBlock32);
+}
+
 // The 32 codes of a Q5_0 block, 0..31 (the stored value; the format subtracts 16).
 void q5_0_codes(const BlockQ5_0& block, uint8_t* q) {
   uint32_t high;
@@ -251,8 +260,8 @@ std::vector<PackedWeight> PackedWeight::pack_together(
     p.cols_ = s.cols;
     p.original_ = s.data;
     if (k.packed_dot == nullptr || s.rows < kPackRows) continue;
-    const bool k_quant = s.type == GgmlType::Q4_K || s.type == GgmlType::Q6_K;
-    const int64_t blocks = s.cols / (k_quant ? kBlock256 : kBlock32);
+    const bool k_quant = is_k_quant(s.type);
+    const int64_t blocks = blocks_per_row(s.type, s.cols);
     const size_t block_bytes = s.type == GgmlType::Q8_0   ? packed_q8_0_block_bytes()
                                : s.type == GgmlType::Q5_0 ? packed_q5_0_block_bytes()
                                : s.type == GgmlType::Q4_K ? packed_q4_k_block_bytes()
@@ -279,8 +288,8 @@ std::vector<PackedWeight> PackedWeight::pack_together(
     p.storage_ = storage;
     p.packed_ = storage.get() + offsets[i];
     const Source& s = sources[i];
-    const bool k_quant = s.type == GgmlType::Q4_K || s.type == GgmlType::Q6_K;
-    const int64_t blocks = s.cols / (k_quant ? kBlock256 : kBlock32);
+    const bool k_quant = is_k_quant(s.type);
+    const int64_t blocks = blocks_per_row(s.type, s.cols);
     const size_t row_bytes = ggml_row_bytes(s.type, static_cast<uint64_t>(s.cols));
     const auto* src = static_cast<const uint8_t*>(s.data);
     uint8_t* dst = storage.get() + offsets[i];

@@ -145,6 +145,13 @@ TEST(Ops, AttentionRowHelpersEqualTheRowAtATimeLoops) {
   }
 }
 
+// `heads` query vectors `q_stride` floats apart (the gaps filled too): 2 sin(i * frequency).
+std::vector<float> head_queries(int heads, int64_t q_stride, float frequency) {
+  std::vector<float> q(static_cast<size_t>(heads * q_stride));
+  for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(static_cast<float>(i) * frequency) * 2.0f;
+  return q;
+}
+
 // Query heads that share their rows (grouped-query attention) go through the helpers together;
 // each head's scores and weighted sum equal its single-head calls bit for bit, for 1-6 heads (in
 // and past the kernels' blocks of four), head sizes in and out of the 512-bit path, and strides
@@ -157,8 +164,7 @@ TEST(Ops, AttentionHelpersForSeveralHeadsEqualTheSingleHeadCalls) {
                      std::to_string(count) + " rows");
         const int64_t q_stride = n + 16;
         const int64_t score_stride = count + 3;
-        std::vector<float> q(static_cast<size_t>(heads * q_stride));
-        for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(static_cast<float>(i) * 0.7f) * 2.0f;
+        const std::vector<float> q = head_queries(heads, q_stride, 0.7f);
         const HalfRows r = half_rows(count, 2 * n, n / 2);
         const uint16_t* const* rows = r.rows.data();
 
@@ -197,8 +203,7 @@ TEST(Ops, Avx2AttentionHelpersEqualTheRowAtATimeLoops) {
                      std::to_string(count) + " rows");
         const int64_t q_stride = n + 16;
         const int64_t score_stride = count + 3;
-        std::vector<float> q(static_cast<size_t>(heads * q_stride));
-        for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(static_cast<float>(i) * 0.3f) * 2.0f;
+        const std::vector<float> q = head_queries(heads, q_stride, 0.3f);
         const HalfRows r = half_rows(count, 2 * n, n / 2);
         const uint16_t* const* rows = r.rows.data();
 
